@@ -1,0 +1,207 @@
+package trace
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Schema is the version written into every record: "major.minor". A reader
+// accepts any minor version of a major it knows and refuses a newer major.
+const (
+	SchemaMajor = 1
+	SchemaMinor = 0
+)
+
+// SchemaVersion is the schema string of records written by this build.
+var SchemaVersion = fmt.Sprintf("%d.%d", SchemaMajor, SchemaMinor)
+
+// ErrNewerSchema is returned by Decode for a record written by a newer,
+// incompatible version of mtev-supervise.
+var ErrNewerSchema = errors.New("trace: record has a newer schema major version")
+
+// Reason says why an incident was recorded.
+type Reason string
+
+const (
+	// ReasonCrash: the child died of a signal or a Go fatal error.
+	ReasonCrash Reason = "crash"
+	// ReasonExit: the child exited on its own with a status.
+	ReasonExit Reason = "exit"
+	// ReasonStall: a heart, the notify watchdog or the start-up deadline
+	// passed its deadline.
+	ReasonStall Reason = "stall"
+)
+
+// Action is what the supervisor did after the incident.
+type Action string
+
+const (
+	ActionRestart     Action = "restart"      // the child was (or will be) started again
+	ActionKeepRunning Action = "keep-running" // soft deadline: captured, child left running
+	ActionStop        Action = "stop"         // policy says no restart; supervisor ends
+	ActionGiveUp      Action = "give-up"      // crash-loop or same-crash limit reached
+)
+
+// Record is one incident: a child death or a stall. It is stored as one JSON
+// document in the journal.
+type Record struct {
+	Schema     string    `json:"schema"`
+	ID         string    `json:"id"`
+	Service    string    `json:"service"`
+	Time       time.Time `json:"time"`
+	Reason     Reason    `json:"reason"`
+	Action     Action    `json:"action,omitempty"`
+	PID        int       `json:"pid"`
+	StartCount int       `json:"start_count"`
+	Command    []string  `json:"command,omitempty"`
+	Exit       *Exit     `json:"exit,omitempty"`
+	UptimeMS   int64     `json:"uptime_ms"`
+	Stall      *Stall    `json:"stall,omitempty"`
+	LogTail    []string  `json:"log_tail"`
+
+	// Filled by capture (pkg/trace capture methods).
+	Capture     *Capture    `json:"capture,omitempty"`
+	Goroutines  []Goroutine `json:"goroutines,omitempty"`
+	Threads     []Thread    `json:"threads,omitempty"`
+	Resources   *Resources  `json:"resources,omitempty"`
+	CrashOutput string      `json:"crash_output,omitempty"` // raw fatal text, as the child wrote it
+	Fingerprint string      `json:"fingerprint,omitempty"`
+	Artifacts   []Artifact  `json:"artifacts,omitempty"` // files kept with the record: profiles, flight recorder, core, glider output
+}
+
+// Exit is how the child ended. Exactly one of Code and Signal is set.
+type Exit struct {
+	Code       *int   `json:"code,omitempty"`
+	Signal     string `json:"signal,omitempty"` // "SIGSEGV"
+	CoreDumped bool   `json:"core_dumped,omitempty"`
+}
+
+func (e *Exit) String() string {
+	switch {
+	case e == nil:
+		return "-"
+	case e.Signal != "":
+		if e.CoreDumped {
+			return "signal " + e.Signal + " (core dumped)"
+		}
+		return "signal " + e.Signal
+	case e.Code != nil:
+		return "status " + strconv.Itoa(*e.Code)
+	}
+	return "-"
+}
+
+// Stall describes the deadline that passed.
+type Stall struct {
+	Source    string `json:"source"`          // "heart", "notify-watchdog", "startup"
+	Stage     string `json:"stage"`           // "soft" or "hard"
+	Heart     string `json:"heart,omitempty"` // heart name, e.g. "e:default/1"
+	Slot      int    `json:"slot,omitempty"`
+	ThreadID  int    `json:"thread_id,omitempty"` // OS thread (LWP) that last beat the heart
+	AgeMS     int64  `json:"age_ms"`              // time since the last beat when detected
+	TimeoutMS int64  `json:"timeout_ms"`
+}
+
+// Capture says how goroutines were captured, and why not if they were not.
+type Capture struct {
+	Method     string `json:"method"` // "cooperative", "delve", "delve-core", "crash-output", "stderr", "glider", "none"
+	DurationMS int64  `json:"duration_ms"`
+	PauseMS    int64  `json:"pause_ms,omitempty"` // time the child was stopped by the capture
+	Error      string `json:"error,omitempty"`
+	// Attempts lists every method tried, in order, including failed ones.
+	Attempts []Attempt `json:"attempts,omitempty"`
+}
+
+// Attempt is one capture method tried.
+type Attempt struct {
+	Method     string `json:"method"`
+	DurationMS int64  `json:"duration_ms"`
+	Error      string `json:"error,omitempty"`
+}
+
+// Goroutine is one goroutine as captured.
+type Goroutine struct {
+	ID         int64             `json:"id"`
+	State      string            `json:"state"` // "running", "runnable", "waiting", "syscall", ...
+	WaitReason string            `json:"wait_reason,omitempty"`
+	WaitMS     int64             `json:"wait_ms,omitempty"`
+	Culprit    bool              `json:"culprit,omitempty"`
+	Labels     map[string]string `json:"labels,omitempty"`
+	ThreadID   int               `json:"thread_id,omitempty"`
+	Frames     []Frame           `json:"frames"`
+	CreatedBy  *Frame            `json:"created_by,omitempty"`
+}
+
+// Frame is one stack frame.
+type Frame struct {
+	Function string `json:"function"`
+	File     string `json:"file"`
+	Line     int    `json:"line"`
+}
+
+func (f Frame) String() string { return fmt.Sprintf("%s %s:%d", f.Function, f.File, f.Line) }
+
+// Thread is one OS thread of the child.
+type Thread struct {
+	ID          int     `json:"id"`
+	Goroutine   int64   `json:"goroutine,omitempty"`
+	State       string  `json:"state,omitempty"`  // /proc state letter meaning: "running", "sleeping", ...
+	CPUMS       float64 `json:"cpu_ms,omitempty"` // CPU used over the last sampling interval
+	Frames      []Frame `json:"frames,omitempty"`
+	Description string  `json:"description,omitempty"`
+}
+
+// Resources is the child's resource use at the time of the incident.
+type Resources struct {
+	RSSBytes  uint64  `json:"rss_bytes"`
+	UserMS    float64 `json:"user_ms"`
+	SystemMS  float64 `json:"system_ms"`
+	Threads   int     `json:"threads"`
+	OpenFDs   int     `json:"open_fds"`
+	CPUPct    float64 `json:"cpu_pct"` // over the last sampling interval; near 0 with a stalled heart suggests deadlock, near 100 a spin
+	Starved   bool    `json:"starved,omitempty"`
+	Goroutine int     `json:"goroutines,omitempty"`
+}
+
+// Artifact is a file kept with a record.
+type Artifact struct {
+	Kind  string `json:"kind"` // "goroutine-profile", "flight-recorder", "core", "glider-output"
+	Path  string `json:"path"`
+	Bytes int64  `json:"bytes"`
+}
+
+// Encode returns the JSON form of r, with the schema set.
+func Encode(r *Record) ([]byte, error) {
+	if r.Schema == "" {
+		r.Schema = SchemaVersion
+	}
+	return json.Marshal(r)
+}
+
+// Decode parses a record. It refuses a record of a newer major schema with an
+// error that wraps ErrNewerSchema and names both versions.
+func Decode(data []byte) (*Record, error) {
+	var probe struct {
+		Schema string `json:"schema"`
+	}
+	if err := json.Unmarshal(data, &probe); err != nil {
+		return nil, fmt.Errorf("trace: decode record: %w", err)
+	}
+	major, _, _ := strings.Cut(probe.Schema, ".")
+	m, err := strconv.Atoi(major)
+	if err != nil {
+		return nil, fmt.Errorf("trace: decode record: bad schema %q", probe.Schema)
+	}
+	if m > SchemaMajor {
+		return nil, fmt.Errorf("%w: record is %s, this mtev-supervise reads %d.x; upgrade mtev-supervise", ErrNewerSchema, probe.Schema, SchemaMajor)
+	}
+	var r Record
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, fmt.Errorf("trace: decode record: %w", err)
+	}
+	return &r, nil
+}
