@@ -64,13 +64,16 @@ type Record struct {
 	LogTail    []string  `json:"log_tail"`
 
 	// Filled by capture (pkg/trace capture methods).
-	Capture     *Capture    `json:"capture,omitempty"`
-	Goroutines  []Goroutine `json:"goroutines,omitempty"`
-	Threads     []Thread    `json:"threads,omitempty"`
-	Resources   *Resources  `json:"resources,omitempty"`
-	CrashOutput string      `json:"crash_output,omitempty"` // raw fatal text, as the child wrote it
-	Fingerprint string      `json:"fingerprint,omitempty"`
-	Artifacts   []Artifact  `json:"artifacts,omitempty"` // files kept with the record: profiles, flight recorder, core, glider output
+	Capture    *Capture    `json:"capture,omitempty"`
+	Goroutines []Goroutine `json:"goroutines,omitempty"`
+	// GoroutinesOmitted counts goroutines captured but not stored, to keep
+	// a record of a very large process bounded; the culprit is always kept.
+	GoroutinesOmitted int        `json:"goroutines_omitted,omitempty"`
+	Threads           []Thread   `json:"threads,omitempty"`
+	Resources         *Resources `json:"resources,omitempty"`
+	CrashOutput       string     `json:"crash_output,omitempty"` // raw fatal text, as the child wrote it
+	Fingerprint       string     `json:"fingerprint,omitempty"`
+	Artifacts         []Artifact `json:"artifacts,omitempty"` // files kept with the record: profiles, flight recorder, core, glider output
 }
 
 // Exit is how the child ended. Exactly one of Code and Signal is set.

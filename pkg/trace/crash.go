@@ -1,0 +1,210 @@
+package trace
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+
+	"github.com/maruel/panicparse/v2/stack"
+)
+
+// maxCrashBytes bounds the crash text ParseCrash reads; the rest is ignored.
+// A dump of a million goroutines is far below it.
+const maxCrashBytes = 256 << 20
+
+// schedulerStates are goroutine states printed by the Go runtime that are
+// not wait reasons. Any other state in a goroutine header is the wait reason
+// of a waiting goroutine ("chan receive", "sync.Mutex.Lock", ...).
+var schedulerStates = map[string]bool{
+	"idle":      true,
+	"runnable":  true,
+	"running":   true,
+	"syscall":   true,
+	"waiting":   true,
+	"dead":      true,
+	"copystack": true,
+	"preempted": true,
+	"moribund":  true,
+}
+
+var (
+	reHeadline  = regexp.MustCompile(`^(panic: |fatal error: |SIG[A-Z0-9]+: )`)
+	reSignal    = regexp.MustCompile(`^\[signal [^\]]*\]$`)
+	reGoroutine = regexp.MustCompile(`^[ \t]*goroutine \d+( gp=\S+ m=\S+( mp=\S+)?)? \[[^\]]+\]:\s*$`)
+)
+
+// ParseCrash parses the fatal output of a Go program: an unrecovered panic,
+// a fatal error ("concurrent map writes", "all goroutines are asleep"), a
+// fatal signal, at any GOTRACEBACK level (single, all, system, crash). Text
+// before and between the dumps (log lines, "runtime stack:" sections,
+// register dumps) is skipped.
+//
+// culprit is the index in goroutines of the goroutine that panicked or
+// faulted, which has Culprit set: the first one printed (the runtime
+// prints it first), skipping the system stacks (goroutine 0) that start a
+// dump caused by a signal such as SIGQUIT; for concurrent map access, the
+// goroutine caught in the map code. For a deadlock ("all goroutines are
+// asleep") or a SIGQUIT dump there is no faulting goroutine: it is the
+// first one printed, usually goroutine 1.
+//
+// It returns an error wrapping ErrNoGoroutines when text holds no goroutine
+// dump, and ErrMalformedDump when the dump is too damaged to parse. It never
+// panics on malformed input.
+func ParseCrash(text []byte) (goroutines []Goroutine, culprit int, err error) {
+	if len(text) > maxCrashBytes {
+		text = text[:maxCrashBytes]
+	}
+	opts := &stack.Opts{}
+	in := io.Reader(bytes.NewReader(text))
+	var parsed []*stack.Goroutine
+	for {
+		snap, suffix, serr := scanSnapshot(in, opts)
+		if errors.Is(serr, ErrMalformedDump) {
+			return nil, -1, fmt.Errorf("trace: parse crash: %w", serr)
+		}
+		if snap != nil {
+			parsed = append(parsed, snap.Goroutines...)
+		}
+		if snap == nil || len(suffix) == 0 || (serr != nil && !errors.Is(serr, io.EOF)) {
+			if len(parsed) == 0 && serr != nil && !errors.Is(serr, io.EOF) {
+				return nil, -1, fmt.Errorf("trace: parse crash: %w", serr)
+			}
+			break
+		}
+		// Keep scanning after the line that ended this dump: with
+		// GOTRACEBACK=crash or system, runtime sections interrupt it.
+		in = io.MultiReader(bytes.NewReader(suffix), in)
+	}
+	if len(parsed) == 0 {
+		return nil, -1, fmt.Errorf("trace: parse crash: %w", ErrNoGoroutines)
+	}
+	goroutines = make([]Goroutine, 0, len(parsed))
+	seen := make(map[int]bool, len(parsed))
+	for _, pg := range parsed {
+		// Goroutine 0 is the system stack of a thread: there is one per
+		// thread, all kept.
+		if pg.ID != 0 && seen[pg.ID] {
+			continue
+		}
+		seen[pg.ID] = true
+		goroutines = append(goroutines, convertGoroutine(pg))
+	}
+	culprit = pickCulprit(goroutines, Headline(text))
+	goroutines[culprit].Culprit = true
+	return goroutines, culprit, nil
+}
+
+// scanSnapshot calls panicparse, turning a panic of the parser on
+// malformed input into an error wrapping ErrMalformedDump.
+func scanSnapshot(in io.Reader, opts *stack.Opts) (snap *stack.Snapshot, suffix []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			snap, suffix, err = nil, nil, fmt.Errorf("%w: %v", ErrMalformedDump, r)
+		}
+	}()
+	return stack.ScanSnapshot(in, io.Discard, opts)
+}
+
+func convertGoroutine(pg *stack.Goroutine) Goroutine {
+	g := Goroutine{ID: int64(pg.ID), WaitMS: int64(pg.SleepMax) * 60_000}
+	state := pg.State
+	if schedulerStates[state] {
+		g.State = state
+	} else {
+		g.State = "waiting"
+		g.WaitReason = state
+	}
+	g.Frames = make([]Frame, 0, len(pg.Stack.Calls))
+	for i := range pg.Stack.Calls {
+		g.Frames = append(g.Frames, convertCall(&pg.Stack.Calls[i]))
+	}
+	if len(pg.CreatedBy.Calls) > 0 {
+		f := convertCall(&pg.CreatedBy.Calls[0])
+		// "created by main.main in goroutine 1": keep the function only.
+		if i := strings.Index(f.Function, " in goroutine "); i >= 0 {
+			f.Function = f.Function[:i]
+		}
+		g.CreatedBy = &f
+	}
+	return g
+}
+
+func convertCall(c *stack.Call) Frame {
+	return Frame{Function: c.Func.Complete, File: c.RemoteSrcPath, Line: c.Line}
+}
+
+// pickCulprit returns the index of the goroutine that caused the crash.
+func pickCulprit(gs []Goroutine, headline string) int {
+	if strings.Contains(headline, "concurrent map") {
+		for i := range gs {
+			for _, f := range gs[i].Frames {
+				if isMapFatal(f.Function) {
+					return i
+				}
+			}
+		}
+	}
+	// A dump caused by a signal (SIGQUIT, SIGABRT) may start with the
+	// system stack of the thread that took it, goroutine 0.
+	for i := range gs {
+		if gs[i].ID != 0 {
+			return i
+		}
+	}
+	return 0
+}
+
+func isMapFatal(fn string) bool {
+	return fn == "internal/runtime/maps.fatal" || strings.HasPrefix(fn, "runtime.mapassign") ||
+		strings.HasPrefix(fn, "runtime.mapaccess") || strings.HasPrefix(fn, "runtime.mapdelete") ||
+		strings.HasPrefix(fn, "runtime.mapiter") || strings.HasPrefix(fn, "internal/runtime/maps.")
+}
+
+// Headline returns the line of Go fatal output that says what happened:
+// "panic: boom", "fatal error: concurrent map writes", "SIGQUIT: quit". A
+// "[signal SIGSEGV: ...]" line that follows it is appended after a space. Of
+// several candidates before the first goroutine dump (log lines may precede
+// the crash), the last one wins. It returns "" when there is none.
+func Headline(text []byte) string { return headline(text) }
+
+// maxLineBytes bounds the lines headline looks at; longer ones are skipped.
+const maxLineBytes = 64 << 10
+
+func headline[T ~string | ~[]byte](text T) string {
+	if len(text) > maxCrashBytes {
+		text = text[:maxCrashBytes]
+	}
+	var head string
+	var prevWasHeadline bool
+	for len(text) > 0 {
+		end := 0
+		for end < len(text) && text[end] != '\n' {
+			end++
+		}
+		raw := text[:end]
+		if end < len(text) {
+			end++
+		}
+		text = text[end:]
+		if len(raw) > maxLineBytes {
+			prevWasHeadline = false
+			continue
+		}
+		line := strings.TrimRight(string(raw), "\r")
+		switch {
+		case reGoroutine.MatchString(line):
+			return head
+		case reHeadline.MatchString(line):
+			head = line
+			prevWasHeadline = true
+			continue
+		case prevWasHeadline && reSignal.MatchString(line):
+			head += " " + line
+		}
+		prevWasHeadline = false
+	}
+	return head
+}
