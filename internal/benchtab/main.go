@@ -36,16 +36,42 @@ type figure struct {
 
 func main() {
 	format := flag.String("format", "markdown", "output format: markdown or text")
+	readme := flag.String("readme", "", "write the markdown table into this file, between the lines "+beginMark+" and "+endMark)
 	flag.Parse()
+	if err := run(*format, *readme); err != nil {
+		fmt.Fprintln(os.Stderr, "benchtab:", err)
+		os.Exit(1)
+	}
+}
+
+const (
+	beginMark = "<!-- bench:begin -->"
+	endMark   = "<!-- bench:end -->"
+)
+
+func run(format, readme string) error {
 	figs, err := parse(os.Stdin)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "benchtab:", err)
-		os.Exit(1)
+		return err
 	}
-	if err := render(os.Stdout, figs, *format); err != nil {
-		fmt.Fprintln(os.Stderr, "benchtab:", err)
-		os.Exit(1)
+	if readme == "" {
+		return render(os.Stdout, figs, format)
 	}
+	var b strings.Builder
+	if err := render(&b, figs, "markdown"); err != nil {
+		return err
+	}
+	doc, err := os.ReadFile(readme)
+	if err != nil {
+		return err
+	}
+	s := string(doc)
+	i, j := strings.Index(s, beginMark), strings.Index(s, endMark)
+	if i < 0 || j < i {
+		return fmt.Errorf("%s: no %s ... %s section", readme, beginMark, endMark)
+	}
+	s = s[:i+len(beginMark)] + "\n" + b.String() + s[j:]
+	return os.WriteFile(readme, []byte(s), 0o644)
 }
 
 // parse reads benchmark lines. Repeated runs of one benchmark (-count) keep
@@ -146,6 +172,9 @@ func render(w io.Writer, figs []*figure, format string) error {
 			res := f.results[s]
 			for _, unit := range res.order {
 				v := res.metrics[unit]
+				if v == 0 {
+					continue // a benchmark reports 0 ns/op when its figures are custom
+				}
 				matched := false
 				for _, b := range bases {
 					bv, ok := f.results[b].metrics[unit]

@@ -1,0 +1,187 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+	"golang.org/x/sys/unix"
+
+	"github.com/mtev-supervise/mtev-supervise/internal/cli"
+	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog"
+)
+
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"mtev-supervise": func() { os.Exit(cli.Main(os.Args[1:])) },
+		// mtev-notify sends its arguments, one per line, to NOTIFY_SOCKET.
+		"mtev-notify": func() { os.Exit(notifyMain(os.Args[1:])) },
+	})
+}
+
+// TestScripts runs the end-to-end scenarios in testdata/script: real
+// supervisors supervising real processes.
+func TestScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir: "../../testdata/script",
+		Setup: func(e *testscript.Env) error {
+			e.Setenv("MTEV_STATE_DIR", filepath.Join(e.WorkDir, "state"))
+			e.Setenv("HOME", e.WorkDir)
+			// Scenarios that build Go programs share the developer's
+			// build cache and modules.
+			for _, k := range []string{"GOCACHE", "GOMODCACHE", "GOPATH"} {
+				out, err := exec.Command("go", "env", k).Output()
+				if err != nil {
+					return err
+				}
+				e.Setenv(k, strings.TrimSpace(string(out)))
+			}
+			e.Setenv("GOTOOLCHAIN", "local")
+			e.Setenv("GOFLAGS", "-mod=mod")
+			return nil
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"waitfor": cmdWaitFor,
+			"sigsup":  cmdSigSup,
+			"sigpid":  cmdSigPID,
+			"pidgone": cmdPIDGone,
+		},
+	})
+}
+
+const waitLimit = 30 * time.Second
+
+// poll calls cond until it holds or the limit passes.
+func poll(cond func() bool) bool {
+	deadline := time.Now().Add(waitLimit)
+	for d := time.Millisecond; ; d = min(2*d, 50*time.Millisecond) {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(d)
+	}
+}
+
+// waitfor [-count=N] FILE [PATTERN]: wait until FILE holds a whole line and,
+// with a pattern, until it holds at least N (default 1) matching lines.
+func cmdWaitFor(ts *testscript.TestScript, neg bool, args []string) {
+	count := 1
+	if len(args) > 0 && strings.HasPrefix(args[0], "-count=") {
+		n, err := strconv.Atoi(strings.TrimPrefix(args[0], "-count="))
+		if err != nil {
+			ts.Fatalf("waitfor: bad %s", args[0])
+		}
+		count, args = n, args[1:]
+	}
+	if len(args) < 1 || len(args) > 2 {
+		ts.Fatalf("usage: waitfor [-count=N] FILE [PATTERN]")
+	}
+	file := ts.MkAbs(args[0])
+	ok := poll(func() bool {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return false
+		}
+		if len(args) == 1 {
+			// A whole line: the writer may still be writing it.
+			return len(b) > 0 && b[len(b)-1] == '\n'
+		}
+		return strings.Count(string(b), args[1]) >= count
+	})
+	if ok == neg {
+		b, _ := os.ReadFile(file)
+		ts.Fatalf("waitfor %s: condition not met within %v; file holds:\n%s", args[0], waitLimit, b)
+	}
+}
+
+func parseSig(ts *testscript.TestScript, s string) syscall.Signal {
+	sig := unix.SignalNum("SIG" + strings.TrimPrefix(s, "SIG"))
+	if sig == 0 {
+		ts.Fatalf("unknown signal %s", s)
+	}
+	return sig
+}
+
+// sigsup SIG SERVICE: signal the supervisor of SERVICE.
+func cmdSigSup(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: sigsup SIG SERVICE")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := watchdog.Control(ctx, ts.Getenv("MTEV_STATE_DIR"), args[1], "status")
+	ts.Check(err)
+	ts.Check(syscall.Kill(st.SupervisorPID, parseSig(ts, args[0])))
+}
+
+func readPID(ts *testscript.TestScript, file string) int {
+	b, err := os.ReadFile(ts.MkAbs(file))
+	ts.Check(err)
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		ts.Fatalf("%s: no pid: %v", file, err)
+	}
+	return pid
+}
+
+// sigpid SIG PIDFILE: signal the process whose pid is in PIDFILE.
+func cmdSigPID(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: sigpid SIG PIDFILE")
+	}
+	ts.Check(syscall.Kill(readPID(ts, args[1]), parseSig(ts, args[0])))
+}
+
+// pidgone PIDFILE: wait until the process in PIDFILE no longer exists (a
+// zombie counts as gone: it runs no more code).
+func cmdPIDGone(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: pidgone PIDFILE")
+	}
+	pid := readPID(ts, args[0])
+	gone := func() bool {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return true
+		}
+		i := strings.LastIndexByte(string(b), ')')
+		return i > 0 && i+2 < len(b) && b[i+2] == 'Z'
+	}
+	if ok := poll(gone); ok == neg {
+		ts.Fatalf("pid %d: still alive=%v after %v", pid, !ok, waitLimit)
+	}
+}
+
+func notifyMain(args []string) int {
+	addr := os.Getenv("NOTIFY_SOCKET")
+	if addr == "" {
+		fmt.Fprintln(os.Stderr, "mtev-notify: NOTIFY_SOCKET is not set")
+		return 1
+	}
+	if strings.HasPrefix(addr, "@") {
+		addr = "\x00" + addr[1:]
+	}
+	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: addr, Net: "unixgram"})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "mtev-notify:", err)
+		return 1
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte(strings.Join(args, "\n"))); err != nil {
+		fmt.Fprintln(os.Stderr, "mtev-notify:", err)
+		return 1
+	}
+	return 0
+}

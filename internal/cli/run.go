@@ -1,0 +1,262 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog"
+)
+
+// Exit statuses of `run` beyond the common ones. Documented in the README.
+const (
+	ExitCrashLoop   = 3   // the crash-loop limit was reached
+	ExitSameCrash   = 4   // the same-crash limit was reached
+	ExitNotExec     = 126 // the command exists but cannot be executed
+	ExitNotFound    = 127 // the command was not found
+	runSynopsis     = "run [flags] -- CMD [ARGS...]"
+	outputFormatDoc = "how child output is written: plain (as is), prefix (name[pid]: line) or json (one object per line)"
+)
+
+func init() {
+	Register(&Command{
+		Name:    "run",
+		Summary: "run a command under supervision: restart it, watch it, record why it died",
+		Run:     runCmd,
+	})
+}
+
+// runFlags are the flags of `run`, bound to a watchdog.Config.
+type runFlags struct {
+	cfg      watchdog.Config
+	stateDir string
+	restart  string
+	stopSig  string
+	output   string
+	quiet    bool
+}
+
+func (f *runFlags) bind(fs *flag.FlagSet) {
+	c := &f.cfg
+	fs.StringVar(&c.Name, "name", "", "service name (default: base name of CMD)")
+	fs.StringVar(&f.stateDir, "state-dir", "", "journal and control socket directory (default: $MTEV_STATE_DIR, else $XDG_STATE_HOME/mtev-supervise)")
+	fs.StringVar(&f.restart, "restart", string(watchdog.DefaultRestart), "restart policy: always, on-failure or never")
+	fs.DurationVar(&c.BackoffMin, "backoff-min", watchdog.DefaultBackoffMin, "first delay before a restart; grows exponentially with jitter")
+	fs.DurationVar(&c.BackoffMax, "backoff-max", watchdog.DefaultBackoffMax, "longest delay before a restart")
+	fs.DurationVar(&c.BackoffReset, "backoff-reset", watchdog.DefaultBackoffReset, "a run this long resets the backoff")
+	fs.IntVar(&c.Retries, "retries", watchdog.DefaultRetries, "crash-loop limit: this many deaths within --span end the supervisor with status 3")
+	fs.DurationVar(&c.Span, "span", watchdog.DefaultSpan, "crash-loop window")
+	fs.StringVar(&f.stopSig, "stop-signal", "TERM", "signal for a graceful stop")
+	fs.DurationVar(&c.StopTimeout, "stop-timeout", watchdog.DefaultStopTimeout, "after this, the child's process group is killed")
+	fs.BoolVar(&c.Notify, "notify", false, "the child speaks the systemd notify protocol (NOTIFY_SOCKET)")
+	fs.DurationVar(&c.StartupTimeout, "startup-timeout", 0, "with --notify: no READY=1 within this is a stall")
+	fs.DurationVar(&c.Watchdog, "watchdog", 0, "with --notify: no WATCHDOG=1 for this long after READY=1 is a stall")
+	fs.IntVar(&c.LogTail, "log-tail", watchdog.DefaultLogTail, "lines of child output kept with each incident")
+	fs.IntVar(&c.SameCrashLimit, "same-crash-limit", 0, "stop (status 4) when this many incidents share one fingerprint within --same-crash-span (0: off)")
+	fs.DurationVar(&c.SameCrashSpan, "same-crash-span", watchdog.DefaultSameCrashSpan, "window of --same-crash-limit")
+	fs.StringVar(&f.output, "output", "plain", outputFormatDoc)
+	fs.BoolVar(&f.quiet, "quiet", false, "do not print supervisor events")
+}
+
+// config resolves the flags into a watchdog.Config.
+func (f *runFlags) config(env *Env, command []string) (watchdog.Config, error) {
+	c := f.cfg
+	c.Command = command
+	dir, err := stateDir(env, f.stateDir)
+	if err != nil {
+		return c, err
+	}
+	c.StateDir = dir
+	p, err := watchdog.ParsePolicy(f.restart)
+	if err != nil {
+		return c, usageError("--restart: %v", err)
+	}
+	c.Restart = p
+	sig, err := parseSignal(f.stopSig)
+	if err != nil {
+		return c, usageError("--stop-signal: %v", err)
+	}
+	c.StopSignal = sig
+	if c.BackoffMin == 0 {
+		c.ZeroBackoff = true
+	}
+	switch f.output {
+	case "plain", "prefix", "json":
+	default:
+		return c, usageError("--output %q: want plain, prefix or json", f.output)
+	}
+	return c, nil
+}
+
+func parseSignal(s string) (syscall.Signal, error) {
+	name := strings.ToUpper(s)
+	if !strings.HasPrefix(name, "SIG") {
+		name = "SIG" + name
+	}
+	if sig := unix.SignalNum(name); sig != 0 {
+		return sig, nil
+	}
+	return 0, fmt.Errorf("unknown signal %q", s)
+}
+
+func runCmd(ctx context.Context, env *Env, args []string) error {
+	var f runFlags
+	fs := newFlagSet(env, "run", runSynopsis)
+	f.bind(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	command := fs.Args()
+	if len(command) == 0 {
+		return usageError("no command: mtev-supervise %s", runSynopsis)
+	}
+	cfg, err := f.config(env, command)
+	if err != nil {
+		return err
+	}
+	return supervise(ctx, env, cfg, f.output, f.quiet)
+}
+
+// supervise runs a supervisor until it ends and maps its end to an exit
+// status. TERM and INT stop it gracefully (ctx); HUP, USR1 and USR2 are
+// forwarded to the child.
+func supervise(ctx context.Context, env *Env, cfg watchdog.Config, output string, quiet bool) error {
+	w := newOutputWriter(env, output)
+	sup, err := watchdog.New(cfg, watchdog.Options{
+		Output: w.line,
+		Events: func(e watchdog.Event) {
+			if !quiet {
+				w.event(e)
+			}
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrUsage, err)
+	}
+	w.service = sup.Config().Name
+
+	fwd := make(chan os.Signal, 4)
+	signal.Notify(fwd, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
+	defer signal.Stop(fwd)
+	fwdDone := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case sig := <-fwd:
+				if err := sup.Signal(sig.(syscall.Signal)); err != nil && !errors.Is(err, watchdog.ErrNotRunning) {
+					w.event(watchdog.Warning{Err: err})
+				}
+			case <-fwdDone:
+				return
+			}
+		}
+	}()
+	err = sup.Serve(ctx)
+	close(fwdDone)
+	wg.Wait()
+	return runStatus(err)
+}
+
+// runStatus maps the end of a supervisor to the documented exit status.
+func runStatus(err error) error {
+	var ce *watchdog.ChildExitError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ce):
+		return &StatusError{Code: ce.Status()}
+	case errors.Is(err, watchdog.ErrCrashLoop):
+		return &StatusError{Code: ExitCrashLoop, Err: err}
+	case errors.Is(err, watchdog.ErrSameCrash):
+		return &StatusError{Code: ExitSameCrash, Err: err}
+	case errors.Is(err, watchdog.ErrStart):
+		code := ExitNotExec
+		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
+			code = ExitNotFound
+		}
+		return &StatusError{Code: code, Err: err}
+	case errors.Is(err, watchdog.ErrConfig):
+		return fmt.Errorf("%w: %v", ErrUsage, err)
+	}
+	return err
+}
+
+// outputWriter writes child lines and supervisor events, one whole line
+// per write, so that lines from the two streams never interleave.
+type outputWriter struct {
+	mu      sync.Mutex
+	stdout  io.Writer
+	stderr  io.Writer
+	format  string
+	service string
+	buf     []byte
+}
+
+func newOutputWriter(env *Env, format string) *outputWriter {
+	return &outputWriter{stdout: env.Stdout, stderr: env.Stderr, format: format}
+}
+
+func (w *outputWriter) line(l watchdog.Line) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	dst := w.stdout
+	if l.Stream == watchdog.Stderr {
+		dst = w.stderr
+	}
+	b := w.buf[:0]
+	switch w.format {
+	case "prefix":
+		b = fmt.Appendf(b, "%s[%d]: ", w.service, l.PID)
+		b = append(b, l.Text...)
+	case "json":
+		dst = w.stdout
+		rec := struct {
+			Time    time.Time `json:"time"`
+			Service string    `json:"service"`
+			PID     int       `json:"pid"`
+			Stream  string    `json:"stream"`
+			Line    string    `json:"line"`
+			Partial bool      `json:"partial,omitempty"`
+		}{time.Now(), w.service, l.PID, string(l.Stream), string(l.Text), l.Partial}
+		b, _ = json.Marshal(rec)
+	default:
+		b = append(b, l.Text...)
+	}
+	if !l.Partial || w.format == "json" {
+		b = append(b, '\n')
+	}
+	dst.Write(b)
+	w.buf = b[:0]
+}
+
+func (w *outputWriter) event(e watchdog.Event) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.format == "json" {
+		b, _ := json.Marshal(struct {
+			Time    time.Time `json:"time"`
+			Service string    `json:"service"`
+			Event   string    `json:"event"`
+			Message string    `json:"message"`
+		}{time.Now(), w.service, fmt.Sprintf("%T", e)[len("watchdog."):], e.String()})
+		w.stderr.Write(append(b, '\n'))
+		return
+	}
+	fmt.Fprintf(w.stderr, "mtev-supervise[%s]: %s\n", w.service, e)
+}

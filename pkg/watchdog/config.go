@@ -1,0 +1,203 @@
+package watchdog
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// Policy says when a child that ended is started again.
+type Policy string
+
+const (
+	// RestartAlways restarts after every death, clean exits included.
+	RestartAlways Policy = "always"
+	// RestartOnFailure restarts unless the child exited with status 0.
+	RestartOnFailure Policy = "on-failure"
+	// RestartNever never restarts: the supervisor ends with the child.
+	RestartNever Policy = "never"
+)
+
+// ParsePolicy parses a restart policy name.
+func ParsePolicy(s string) (Policy, error) {
+	switch p := Policy(s); p {
+	case RestartAlways, RestartOnFailure, RestartNever:
+		return p, nil
+	}
+	return "", fmt.Errorf("watchdog: unknown restart policy %q (want always, on-failure or never)", s)
+}
+
+// Config is what a Supervisor needs. The zero value of every optional field
+// means its default; Defaults fills them in and Validate checks the result.
+type Config struct {
+	Name     string   // service name; default: base name of Command[0]
+	Command  []string // program and arguments; Command[0] is looked up in PATH
+	Dir      string   // working directory of the child; default: inherited
+	Env      []string // extra environment for the child, KEY=VALUE, after the inherited one
+	StateDir string   // journal and sockets live here
+
+	Restart      Policy
+	BackoffMin   time.Duration // first delay after a death (default 100ms); 0 with ZeroBackoff
+	BackoffMax   time.Duration // cap of the exponential backoff (default 30s)
+	BackoffReset time.Duration // a run this long resets the backoff (default 10s)
+	ZeroBackoff  bool          // restart at once, every time (for benchmarks and tests)
+	Retries      int           // crash-loop limit: this many deaths ... (default 5)
+	Span         time.Duration // ... within this span end the supervisor (default 60s)
+
+	StopSignal  syscall.Signal // graceful stop signal (default SIGTERM)
+	StopTimeout time.Duration  // then SIGKILL to the process group (default 10s)
+
+	Notify         bool          // the child speaks the systemd notify protocol
+	StartupTimeout time.Duration // no READY=1 within this is a stall (0: no deadline)
+	Watchdog       time.Duration // no WATCHDOG=1 for this long after READY=1 is a stall (0: off)
+
+	LogTail int // lines of child output kept for the incident record (default 200)
+
+	// SameCrashLimit ends the supervisor when this many incidents with one
+	// fingerprint fall within SameCrashSpan (0: no limit). A new
+	// fingerprint keeps the normal policy.
+	SameCrashLimit int
+	SameCrashSpan  time.Duration // default 10 minutes
+
+	// Journal retention (see pkg/journal); zero means the journal's defaults.
+	JournalMaxBytes int64
+	JournalMaxAge   time.Duration
+}
+
+// Defaults of Config, in one place.
+const (
+	DefaultBackoffMin    = 100 * time.Millisecond
+	DefaultBackoffMax    = 30 * time.Second
+	DefaultBackoffReset  = 10 * time.Second
+	DefaultRetries       = 5
+	DefaultSpan          = 60 * time.Second
+	DefaultStopTimeout   = 10 * time.Second
+	DefaultLogTail       = 200
+	DefaultStopSignal    = syscall.SIGTERM
+	DefaultRestart       = RestartOnFailure
+	DefaultSameCrashSpan = 10 * time.Minute
+)
+
+// ErrConfig marks an invalid configuration.
+var ErrConfig = errors.New("watchdog: invalid configuration")
+
+// withDefaults returns c with every unset field set to its default.
+func (c Config) withDefaults() Config {
+	if c.Name == "" && len(c.Command) > 0 {
+		c.Name = filepath.Base(c.Command[0])
+	}
+	if c.Restart == "" {
+		c.Restart = DefaultRestart
+	}
+	if c.BackoffMin == 0 && !c.ZeroBackoff {
+		c.BackoffMin = DefaultBackoffMin
+	}
+	if c.BackoffMax == 0 {
+		c.BackoffMax = DefaultBackoffMax
+	}
+	if c.BackoffReset == 0 {
+		c.BackoffReset = DefaultBackoffReset
+	}
+	if c.Retries == 0 {
+		c.Retries = DefaultRetries
+	}
+	if c.Span == 0 {
+		c.Span = DefaultSpan
+	}
+	if c.StopSignal == 0 {
+		c.StopSignal = DefaultStopSignal
+	}
+	if c.StopTimeout == 0 {
+		c.StopTimeout = DefaultStopTimeout
+	}
+	if c.LogTail == 0 {
+		c.LogTail = DefaultLogTail
+	}
+	if c.SameCrashSpan == 0 {
+		c.SameCrashSpan = DefaultSameCrashSpan
+	}
+	return c
+}
+
+// validate reports every problem of a defaulted config.
+func (c Config) validate() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, args...)))
+	}
+	if len(c.Command) == 0 || c.Command[0] == "" {
+		bad("no command to run")
+	}
+	if c.StateDir == "" {
+		bad("no state directory")
+	}
+	if _, err := ParsePolicy(string(c.Restart)); err != nil {
+		bad("restart policy %q: want always, on-failure or never", c.Restart)
+	}
+	if c.BackoffMin < 0 || c.BackoffMax < 0 || c.BackoffReset < 0 {
+		bad("backoff durations must not be negative")
+	}
+	if c.BackoffMax < c.BackoffMin {
+		bad("backoff-max %v is below backoff-min %v", c.BackoffMax, c.BackoffMin)
+	}
+	if c.Retries < 1 {
+		bad("retries %d: want at least 1", c.Retries)
+	}
+	if c.Span <= 0 {
+		bad("span %v: want a positive duration", c.Span)
+	}
+	if c.StopTimeout < 0 {
+		bad("stop-timeout %v must not be negative", c.StopTimeout)
+	}
+	if c.StartupTimeout < 0 || c.Watchdog < 0 {
+		bad("startup-timeout and watchdog must not be negative")
+	}
+	if (c.StartupTimeout > 0 || c.Watchdog > 0) && !c.Notify {
+		bad("startup-timeout and watchdog need notify (the child must speak the notify protocol)")
+	}
+	if c.Watchdog > 0 && c.Watchdog < time.Millisecond {
+		bad("watchdog %v: want at least 1ms", c.Watchdog)
+	}
+	if c.SameCrashLimit < 0 || c.SameCrashSpan < 0 {
+		bad("same-crash limit and span must not be negative")
+	}
+	if c.LogTail < 0 {
+		bad("log-tail %d must not be negative", c.LogTail)
+	}
+	if c.Name != "" && !validName(c.Name) {
+		bad("name %q: use letters, digits, '.', '_' and '-' only", c.Name)
+	}
+	return errors.Join(errs...)
+}
+
+func validName(s string) bool {
+	if s == "." || s == ".." || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '_', r == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// SocketPath is where the control socket of the named service lives.
+func SocketPath(stateDir, name string) string {
+	return filepath.Join(stateDir, "run", name+".sock")
+}
+
+// JournalDir is the incident journal of a state directory.
+func JournalDir(stateDir string) string { return filepath.Join(stateDir, "journal") }
+
+func ensureDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("watchdog: state directory: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,329 @@
+package watchdog
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/mtev-supervise/mtev-supervise/pkg/trace"
+)
+
+// StatusInfo is what `mtev-supervise status` shows.
+type StatusInfo struct {
+	Service       string      `json:"service"`
+	SupervisorPID int         `json:"supervisor_pid"`
+	State         string      `json:"state"` // "running", "ready", "stopping", "backoff", "stopped"
+	PID           int         `json:"pid,omitempty"`
+	MainPID       int         `json:"main_pid,omitempty"`
+	StartCount    int         `json:"start_count"`
+	Restarts      int         `json:"restarts"`
+	UptimeMS      int64       `json:"uptime_ms,omitempty"`
+	Ready         bool        `json:"ready,omitempty"`
+	NotifyStatus  string      `json:"notify_status,omitempty"`
+	LastExit      *trace.Exit `json:"last_exit,omitempty"`
+	LastExitTime  *time.Time  `json:"last_exit_time,omitempty"`
+	NextStartInMS int64       `json:"next_start_in_ms,omitempty"`
+	Command       []string    `json:"command"`
+}
+
+// ErrNotRunning: no supervisor answers on the control socket.
+var ErrNotRunning = errors.New("watchdog: no supervisor is running for this service")
+
+// Status returns the supervisor's view of its child.
+func (s *Supervisor) Status() (StatusInfo, error) {
+	r, err := s.ask(request{op: "status"})
+	if err != nil {
+		return StatusInfo{}, err
+	}
+	return r.(StatusInfo), nil
+}
+
+// Restart stops the child gracefully and starts it again at once, without
+// backoff and without counting a death.
+func (s *Supervisor) Restart() error { _, err := s.ask(request{op: "restart"}); return err }
+
+// Stop stops the child gracefully; Serve then returns nil.
+func (s *Supervisor) Stop() error { _, err := s.ask(request{op: "stop"}); return err }
+
+// Signal sends sig to the child's main process.
+func (s *Supervisor) Signal(sig syscall.Signal) error {
+	r, err := s.ask(request{op: "signal", sig: sig})
+	if err != nil {
+		return err
+	}
+	if e, ok := r.(error); ok {
+		return e
+	}
+	return nil
+}
+
+func (s *Supervisor) ask(r request) (any, error) {
+	r.reply = make(chan any, 1)
+	select {
+	case s.msgs <- r:
+	case <-s.done:
+		return nil, ErrNotRunning
+	}
+	select {
+	case v := <-r.reply:
+		return v, nil
+	case <-s.done:
+		return nil, ErrNotRunning
+	}
+}
+
+// handle answers a request on the loop goroutine.
+func (s *Supervisor) handle(r request) any {
+	switch r.op {
+	case "status":
+		return s.status()
+	case "restart":
+		if s.cur != nil && !s.ending {
+			s.stopChild(s.cur, "restart", "restart requested")
+		}
+		return nil
+	case "stop":
+		s.end(nil, "stop requested")
+		return nil
+	case "signal":
+		if s.cur == nil {
+			return fmt.Errorf("watchdog: no child running")
+		}
+		if err := unix.Kill(s.cur.mainPID, r.sig); err != nil {
+			return fmt.Errorf("watchdog: signal pid %d: %w", s.cur.mainPID, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("watchdog: unknown request %q", r.op)
+}
+
+func (s *Supervisor) status() StatusInfo {
+	st := StatusInfo{
+		Service:       s.cfg.Name,
+		SupervisorPID: os.Getpid(),
+		StartCount:    s.starts,
+		Restarts:      max(0, s.starts-1),
+		LastExit:      s.lastExit,
+		Command:       s.cfg.Command,
+	}
+	if !s.lastEnd.IsZero() {
+		t := s.lastEnd
+		st.LastExitTime = &t
+	}
+	switch c := s.cur; {
+	case c != nil:
+		st.PID, st.MainPID = c.pid, c.mainPID
+		st.UptimeMS = ms(time.Since(c.started))
+		st.Ready, st.NotifyStatus = c.ready, c.status
+		st.State = "running"
+		if c.ready {
+			st.State = "ready"
+		}
+		if c.planned != "" {
+			st.State = "stopping"
+		}
+	case s.ending:
+		st.State = "stopped"
+	default:
+		st.State = "backoff"
+		st.NextStartInMS = max(0, ms(time.Until(s.nextAt)))
+	}
+	return st
+}
+
+// The control socket speaks one JSON request per line and answers with one
+// JSON response per line:
+//
+//	{"op":"status"}  → {"ok":true,"status":{...}}
+//	{"op":"restart"} → {"ok":true}
+//	{"op":"stop"}    → {"ok":true}
+//	anything else    → {"ok":false,"error":"..."}
+//
+// It listens on a unix socket with mode 0600 and refuses peers whose uid is
+// neither the supervisor's nor root's.
+type controlServer struct {
+	ln    *net.UnixListener
+	path  string
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	conns map[net.Conn]bool
+}
+
+type controlRequest struct {
+	Op string `json:"op"`
+}
+
+type controlResponse struct {
+	OK     bool        `json:"ok"`
+	Error  string      `json:"error,omitempty"`
+	Status *StatusInfo `json:"status,omitempty"`
+}
+
+func listenControl(path string) (*controlServer, error) {
+	if len(path) > maxUnixPath {
+		return nil, fmt.Errorf("watchdog: control socket path %q is longer than %d bytes: use a shorter state directory", path, maxUnixPath)
+	}
+	if err := ensureDir(filepath.Dir(path)); err != nil {
+		return nil, err
+	}
+	// A socket left by a supervisor that died is removed; one that answers
+	// belongs to a running supervisor of the same service.
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("watchdog: a supervisor for this service is already running (control socket %s answers)", path)
+	}
+	os.Remove(path)
+	old := syscall.Umask(0o177)
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	syscall.Umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("watchdog: control socket: %w", err)
+	}
+	ln.SetUnlinkOnClose(true)
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("watchdog: control socket: %w", err)
+	}
+	return &controlServer{ln: ln, path: path, conns: map[net.Conn]bool{}}, nil
+}
+
+func (cs *controlServer) serve(s *Supervisor) {
+	for {
+		conn, err := cs.ln.AcceptUnix()
+		if err != nil {
+			cs.wg.Wait()
+			return
+		}
+		if !peerAllowed(conn) {
+			conn.Close()
+			continue
+		}
+		cs.mu.Lock()
+		cs.conns[conn] = true
+		cs.mu.Unlock()
+		cs.wg.Add(1)
+		go func() {
+			defer cs.wg.Done()
+			defer func() {
+				cs.mu.Lock()
+				delete(cs.conns, conn)
+				cs.mu.Unlock()
+				conn.Close()
+			}()
+			cs.conn(s, conn)
+		}()
+	}
+}
+
+func (cs *controlServer) conn(s *Supervisor, conn net.Conn) {
+	sc := bufio.NewScanner(conn)
+	sc.Buffer(make([]byte, 4096), 64<<10)
+	enc := json.NewEncoder(conn)
+	for sc.Scan() {
+		var req controlRequest
+		var resp controlResponse
+		if err := json.Unmarshal(sc.Bytes(), &req); err != nil {
+			resp.Error = "bad request: " + err.Error()
+		} else {
+			switch req.Op {
+			case "status":
+				st, err := s.Status()
+				if err != nil {
+					resp.Error = err.Error()
+				} else {
+					resp.OK, resp.Status = true, &st
+				}
+			case "restart", "stop":
+				if _, err := s.ask(request{op: req.Op}); err != nil {
+					resp.Error = err.Error()
+				} else {
+					resp.OK = true
+				}
+			default:
+				resp.Error = fmt.Sprintf("unknown op %q", req.Op)
+			}
+		}
+		if enc.Encode(resp) != nil {
+			return
+		}
+	}
+}
+
+// close stops accepting, ends open connections and waits for them.
+func (cs *controlServer) close() {
+	cs.ln.Close()
+	cs.mu.Lock()
+	for c := range cs.conns {
+		c.Close()
+	}
+	cs.mu.Unlock()
+	cs.wg.Wait()
+}
+
+func peerAllowed(conn *net.UnixConn) bool {
+	raw, err := conn.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var cred *unix.Ucred
+	var cerr error
+	if err := raw.Control(func(fd uintptr) {
+		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil || cerr != nil {
+		return false
+	}
+	return cred.Uid == uint32(os.Geteuid()) || cred.Uid == 0
+}
+
+// Control sends one request to the supervisor of service name in stateDir
+// and returns its answer. It is what `mtev-supervise status|restart|stop` use.
+func Control(ctx context.Context, stateDir, name, op string) (*StatusInfo, error) {
+	path := SocketPath(stateDir, name)
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) {
+			return nil, fmt.Errorf("%w (no control socket at %s)", ErrNotRunning, path)
+		}
+		return nil, fmt.Errorf("watchdog: control: %w", err)
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+	}
+	if err := json.NewEncoder(conn).Encode(controlRequest{Op: op}); err != nil {
+		return nil, fmt.Errorf("watchdog: control: %w", err)
+	}
+	var resp controlResponse
+	if err := json.NewDecoder(conn).Decode(&resp); err != nil {
+		return nil, fmt.Errorf("watchdog: control: no answer from the supervisor: %w", err)
+	}
+	if !resp.OK {
+		return nil, fmt.Errorf("watchdog: control: %s", resp.Error)
+	}
+	return resp.Status, nil
+}
+
+// Services lists the names of services with a control socket in stateDir.
+func Services(stateDir string) ([]string, error) {
+	matches, err := filepath.Glob(filepath.Join(stateDir, "run", "*.sock"))
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(matches))
+	for _, m := range matches {
+		b := filepath.Base(m)
+		names = append(names, b[:len(b)-len(".sock")])
+	}
+	return names, nil
+}

@@ -1,0 +1,203 @@
+package watchdog
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/mtev-supervise/mtev-supervise/pkg/trace"
+)
+
+// MaxCrashText bounds the fatal output kept from one child's stderr.
+const MaxCrashText = 64 << 20
+
+// maxRecordCrashText bounds the crash text stored inside a record; the
+// rest of a larger dump is parsed but only kept as an artifact file.
+const maxRecordCrashText = 4 << 20
+
+// maxRecordGoroutines bounds the goroutines stored in one record. The
+// culprit is always kept; GoroutinesOmitted says how many were left out.
+const maxRecordGoroutines = 5000
+
+// crashText collects a Go program's fatal output from its stderr: from the
+// first line that starts one ("panic: ", "fatal error: ", "SIGQUIT: ", ...)
+// to the end of the stream, at most MaxCrashText bytes.
+type crashText struct {
+	mu   sync.Mutex
+	on   bool
+	buf  bytes.Buffer
+	full bool
+}
+
+// line is fed every stderr line (whole or partial).
+func (c *crashText) line(text []byte, partial bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.on {
+		if !startsFatal(text) {
+			return
+		}
+		c.on = true
+	}
+	if c.buf.Len()+len(text)+1 > MaxCrashText {
+		c.full = true
+		return
+	}
+	c.buf.Write(text)
+	if !partial {
+		c.buf.WriteByte('\n')
+	}
+}
+
+func (c *crashText) bytes() []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return bytes.Clone(c.buf.Bytes())
+}
+
+var fatalPrefixes = [][]byte{[]byte("panic: "), []byte("fatal error: "), []byte("fatal: "), []byte("SIG")}
+
+func startsFatal(line []byte) bool {
+	for _, p := range fatalPrefixes {
+		if bytes.HasPrefix(line, p) {
+			if p[0] == 'S' {
+				// "SIGQUIT: quit", "SIGABRT: abort", ...
+				i := bytes.IndexByte(line, ':')
+				return i > 3 && i < 12 && bytes.IndexByte(line[:i], ' ') < 0
+			}
+			return true
+		}
+	}
+	return false
+}
+
+// newCrashFD makes the memfd a linked child hands to debug.SetCrashOutput.
+// A memfd, not a pipe: a dying child must never block on a full pipe.
+func newCrashFD() (*os.File, error) {
+	fd, err := unix.MemfdCreate("mtev-crash-output", unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("watchdog: crash output memfd: %w", err)
+	}
+	return os.NewFile(uintptr(fd), "mtev-crash-output"), nil
+}
+
+// readCrashFD returns what the child wrote to its crash-output memfd.
+func readCrashFD(f *os.File) []byte {
+	if f == nil {
+		return nil
+	}
+	fi, err := f.Stat()
+	if err != nil || fi.Size() == 0 {
+		return nil
+	}
+	b, err := io.ReadAll(io.NewSectionReader(f, 0, min(fi.Size(), MaxCrashText)))
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// isGoCrash reports whether an exit looks like a Go runtime's fatal end:
+// status 2 after a panic or fatal error, or death by signal (SIGABRT with
+// GOTRACEBACK=crash), with fatal output to go with it.
+func isGoCrash(ex trace.Exit, text []byte) bool {
+	if len(text) == 0 {
+		return false
+	}
+	return ex.Signal != "" || (ex.Code != nil && *ex.Code == 2)
+}
+
+// pending is a record on its way to the journal, with the raw material
+// the writer turns into goroutines and a fingerprint off the loop.
+type pending struct {
+	rec   *trace.Record
+	crash []byte // fatal output to parse, if any
+}
+
+// sameCrash counts incidents per fingerprint within a span.
+type sameCrash struct {
+	n     int
+	span  time.Duration
+	times map[string][]time.Time
+}
+
+func newSameCrash(n int, span time.Duration) *sameCrash {
+	return &sameCrash{n: n, span: span, times: map[string][]time.Time{}}
+}
+
+// record adds an occurrence and reports whether the limit is reached.
+func (c *sameCrash) record(fp string, t time.Time) bool {
+	if c == nil || c.n <= 0 || fp == "" {
+		return false
+	}
+	ts := append(c.times[fp], t)
+	if len(ts) > c.n {
+		ts = ts[len(ts)-c.n:]
+	}
+	c.times[fp] = ts
+	return len(ts) == c.n && t.Sub(ts[0]) <= c.span
+}
+
+// complete parses crash output into goroutines and sets the fingerprint.
+// It runs on the journal writer, never on the loop: parsing a large dump
+// takes seconds.
+func complete(p pending, artifactDir string) {
+	rec := p.rec
+	if len(p.crash) > 0 {
+		if gs, culprit, err := trace.ParseCrash(p.crash); err == nil {
+			rec.Goroutines = keepGoroutines(gs, culprit, &rec.GoroutinesOmitted)
+			if rec.Capture == nil {
+				rec.Capture = &trace.Capture{Method: "crash-output"}
+			}
+		} else if rec.Capture == nil {
+			rec.Capture = &trace.Capture{Method: "crash-output", Error: err.Error()}
+		}
+		rec.CrashOutput = string(p.crash)
+		if len(p.crash) > maxRecordCrashText {
+			rec.CrashOutput = string(p.crash[:maxRecordCrashText]) + "\n[... crash output truncated; full text in artifact]\n"
+			if a, err := writeArtifact(artifactDir, rec, "crash-output.txt", p.crash); err == nil {
+				rec.Artifacts = append(rec.Artifacts, a)
+			}
+		}
+	}
+	rec.Fingerprint = trace.Fingerprint(rec)
+}
+
+// keepGoroutines bounds a goroutine list for storage, keeping the culprit.
+func keepGoroutines(gs []trace.Goroutine, culprit int, omitted *int) []trace.Goroutine {
+	if len(gs) <= maxRecordGoroutines {
+		return gs
+	}
+	out := make([]trace.Goroutine, 0, maxRecordGoroutines)
+	if culprit >= 0 && culprit < len(gs) {
+		out = append(out, gs[culprit])
+	}
+	for i := range gs {
+		if len(out) == maxRecordGoroutines {
+			break
+		}
+		if i != culprit {
+			out = append(out, gs[i])
+		}
+	}
+	*omitted = len(gs) - len(out)
+	return out
+}
+
+// writeArtifact stores data in a file of its own beside the journal.
+func writeArtifact(dir string, rec *trace.Record, name string, data []byte) (trace.Artifact, error) {
+	sub := fmt.Sprintf("%s/%s-%d-%d", dir, rec.Service, rec.PID, rec.Time.UnixNano())
+	if err := os.MkdirAll(sub, 0o700); err != nil {
+		return trace.Artifact{}, err
+	}
+	path := sub + "/" + name
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		return trace.Artifact{}, err
+	}
+	return trace.Artifact{Kind: name, Path: path, Bytes: int64(len(data))}, nil
+}

@@ -1,0 +1,50 @@
+// Package watchdog supervises one child process: it starts it, watches it,
+// records every death and stall as an incident, and restarts it with
+// backoff until a crash-loop limit says to stop.
+//
+// # Contract
+//
+// A Supervisor is created with New and run with Serve, which returns only
+// once no child it started is alive. Restart, Stop, Signal and Status may
+// be called from any goroutine while Serve runs; after Serve returned they
+// fail with ErrNotRunning. The same operations are offered to other
+// processes over the control socket (see Control).
+//
+// # Threads and ownership
+//
+// All supervisor state is owned by one loop goroutine and changed through
+// messages (child exits, notify datagrams, requests, timers). Other
+// goroutines, each owned by Serve and waited for before it returns:
+//
+//   - one exit waiter per child: polls the child's pidfd and only then
+//     calls Wait, so that no Wait is pending while a capture is attached
+//     to the child with ptrace (a pending Wait consumes ptrace stops);
+//   - two output pumps per child (stdout, stderr), which call
+//     Options.Output synchronously: a slow consumer slows the child down and
+//     no line is lost;
+//   - the orphan reaper, woken by SIGCHLD: it reaps zombie children that no
+//     code in this process owns (see StartOwned), found in /proc, and never
+//     waits for "any child";
+//   - the journal writer, so that an fsync never delays a restart;
+//   - the notify and control socket servers;
+//   - the spawner: a goroutine locked to its OS thread that forks every
+//     child. PR_SET_PDEATHSIG fires when the forking thread exits, and Go
+//     ends threads whose goroutine exits while locked, so children are
+//     forked from a thread that lives as long as the supervisor.
+//
+// Lock order: reapMu (process registry) is only ever taken alone.
+// Options.Events is called with eventMu held, from the loop or the journal
+// writer; it must not block or call back into the Supervisor.
+//
+// # Processes
+//
+// Each child is the leader of its own process group, started with
+// PR_SET_PDEATHSIG=SIGKILL (Go's fork path closes the race with a parent
+// that dies before the signal is armed). Stopping sends the stop signal and
+// SIGCONT to the group, then SIGKILL after the stop timeout. When the child
+// dies, what is left of its group is killed. The supervisor process is a
+// child subreaper (PR_SET_CHILD_SUBREAPER).
+//
+// Code that starts other processes inside a supervisor process must use
+// StartOwned and ReleaseOwned, or the reaper may take their exit status.
+package watchdog

@@ -1,0 +1,73 @@
+package watchdog
+
+import (
+	"math/rand/v2"
+	"time"
+)
+
+// backoff computes the delay before each restart: exponential from min to
+// max with ±20% jitter, back to min after a run of at least reset.
+type backoff struct {
+	min, max, reset time.Duration
+	zero            bool
+	failures        int // consecutive short runs
+	rand            func() float64
+}
+
+func newBackoff(c Config) *backoff {
+	return &backoff{min: c.BackoffMin, max: c.BackoffMax, reset: c.BackoffReset, zero: c.ZeroBackoff, rand: rand.Float64}
+}
+
+// next returns the delay before the next start, given how long the child
+// that just ended ran.
+func (b *backoff) next(ran time.Duration) time.Duration {
+	if b.zero || b.min == 0 {
+		return 0
+	}
+	if ran >= b.reset {
+		b.failures = 0
+	}
+	d := b.min
+	for i := 0; i < b.failures && d < b.max; i++ {
+		d *= 2
+	}
+	b.failures++
+	d = min(d, b.max)
+	// Jitter spreads restarts of many supervised services apart.
+	j := time.Duration(float64(d) * (0.8 + 0.4*b.rand()))
+	return min(j, b.max)
+}
+
+// crashLoop remembers the times of the last n deaths; the limit is reached
+// when all n fell within span.
+type crashLoop struct {
+	n     int
+	span  time.Duration
+	times []time.Time
+}
+
+func newCrashLoop(n int, span time.Duration) *crashLoop {
+	return &crashLoop{n: n, span: span}
+}
+
+// record adds a death and reports whether the limit is reached.
+func (c *crashLoop) record(t time.Time) bool {
+	c.times = append(c.times, t)
+	if len(c.times) > c.n {
+		c.times = c.times[len(c.times)-c.n:]
+	}
+	return len(c.times) == c.n && t.Sub(c.times[0]) <= c.span
+}
+
+// wouldReach reports whether a death at t would reach the limit, without
+// recording it.
+func (c *crashLoop) wouldReach(t time.Time) bool {
+	if c.n == 1 {
+		return true
+	}
+	if len(c.times) < c.n-1 {
+		return false
+	}
+	first := c.times[len(c.times)-(c.n-1)]
+	return t.Sub(first) <= c.span
+}

@@ -1,0 +1,288 @@
+package watchdog
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// spawner starts children from one goroutine locked to its OS thread for
+// the spawner's whole life. PR_SET_PDEATHSIG fires when the thread that
+// forked a child exits, not the process; Go ends a thread when a goroutine
+// that locked it returns without unlocking (Delve's ptrace goroutine does
+// that), so a child forked from an ordinary thread could be killed long
+// before the supervisor dies. A thread that never runs anything else never
+// exits until the spawner is closed.
+type spawner struct {
+	reqs chan spawnReq
+	done chan struct{}
+	once sync.Once
+}
+
+type spawnReq struct {
+	cmd   *exec.Cmd
+	reply chan error
+}
+
+func newSpawner() *spawner {
+	s := &spawner{reqs: make(chan spawnReq), done: make(chan struct{})}
+	started := make(chan struct{})
+	go func() {
+		runtime.LockOSThread()
+		// Never unlocked: when this goroutine returns the thread exits,
+		// and children still alive get their death signal.
+		close(started)
+		defer close(s.done)
+		for r := range s.reqs {
+			r.reply <- startRegistered(r.cmd)
+		}
+	}()
+	<-started
+	return s
+}
+
+// start starts cmd on the spawner's thread.
+func (s *spawner) start(cmd *exec.Cmd) error {
+	reply := make(chan error, 1)
+	s.reqs <- spawnReq{cmd: cmd, reply: reply}
+	return <-reply
+}
+
+// close ends the spawner thread. Children forked from it that are still
+// alive receive their death signal.
+func (s *spawner) close() {
+	s.once.Do(func() { close(s.reqs) })
+	<-s.done
+}
+
+// The reaper: a supervisor is a child subreaper, so orphans of the child's
+// tree become its children and must be reaped. Processes this program
+// started itself are waited for by their owners (exec.Cmd.Wait, through a
+// pidfd); the reaper must never take their exit status, so every start
+// registers its pid under reapMu before the reaper can look at it.
+var (
+	reapMu sync.Mutex
+	owned  = map[int]bool{}
+)
+
+// startRegistered starts cmd and marks its pid as owned by its caller.
+func startRegistered(cmd *exec.Cmd) error {
+	reapMu.Lock()
+	defer reapMu.Unlock()
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	owned[cmd.Process.Pid] = true
+	return nil
+}
+
+// StartOwned starts cmd so that the supervisor's orphan reaper leaves it to
+// its caller's Wait. Code in the supervisor process that starts helper
+// processes (gliders) must use it, and call ReleaseOwned after Wait.
+func StartOwned(cmd *exec.Cmd) error { return startRegistered(cmd) }
+
+// ReleaseOwned forgets a pid registered by StartOwned, after its Wait.
+func ReleaseOwned(pid int) {
+	reapMu.Lock()
+	delete(owned, pid)
+	reapMu.Unlock()
+}
+
+// reapOrphans reaps every zombie child that nobody in this process owns and
+// returns how many it reaped. It reads /proc rather than waiting for any
+// child, so it never takes an owned child's status and never consumes
+// ptrace stops of a child being captured. The lock is held only to check
+// and reap candidates, never for the scan, so that starting a child is
+// never delayed by it.
+func reapOrphans() int {
+	n := 0
+	for _, pid := range childPIDs() {
+		st, err := readStat(pid)
+		if err != nil || st.state != 'Z' || st.ppid != os.Getpid() {
+			continue
+		}
+		reapMu.Lock()
+		if !owned[pid] {
+			var ws unix.WaitStatus
+			if p, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil); err == nil && p == pid {
+				n++
+			}
+		}
+		reapMu.Unlock()
+	}
+	return n
+}
+
+// childPIDs lists this process's children from /proc/self/task/*/children,
+// or, where the kernel lacks that file, from a scan of /proc.
+func childPIDs() []int {
+	tasks, _ := filepath.Glob("/proc/self/task/*/children")
+	if len(tasks) > 0 {
+		var pids []int
+		for _, t := range tasks {
+			b, err := os.ReadFile(t)
+			if err != nil {
+				continue
+			}
+			for _, f := range strings.Fields(string(b)) {
+				if pid, err := strconv.Atoi(f); err == nil {
+					pids = append(pids, pid)
+				}
+			}
+		}
+		return pids
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	pids := make([]int, 0, len(entries))
+	for _, e := range entries {
+		if pid, err := strconv.Atoi(e.Name()); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// procStat is what the supervisor reads of /proc/PID/stat.
+type procStat struct {
+	state byte
+	ppid  int
+	pgrp  int
+}
+
+func readStat(pid int) (procStat, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return procStat{}, err
+	}
+	// The command name is in parentheses and may itself contain them.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 >= len(b) {
+		return procStat{}, fmt.Errorf("watchdog: malformed /proc/%d/stat", pid)
+	}
+	f := bytes.Fields(b[i+2:])
+	if len(f) < 3 {
+		return procStat{}, fmt.Errorf("watchdog: malformed /proc/%d/stat", pid)
+	}
+	ppid, _ := strconv.Atoi(string(f[1]))
+	pgrp, _ := strconv.Atoi(string(f[2]))
+	return procStat{state: f[0][0], ppid: ppid, pgrp: pgrp}, nil
+}
+
+// inTree reports whether pid is root, in root's process group, or a
+// descendant of root.
+func inTree(pid, root int) bool {
+	for range 64 {
+		if pid == root {
+			return true
+		}
+		if pid <= 1 {
+			return false
+		}
+		st, err := readStat(pid)
+		if err != nil {
+			return false
+		}
+		if st.pgrp == root {
+			return true
+		}
+		pid = st.ppid
+	}
+	return false
+}
+
+// setSubreaper makes this process the reaper of orphans in its subtree.
+func setSubreaper() error {
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("watchdog: prctl(PR_SET_CHILD_SUBREAPER): %w", err)
+	}
+	return nil
+}
+
+// waitPidfd blocks until the process behind pidfd has exited. A pidfd polls
+// readable only on exit, not on ptrace stops, so waiting this way never
+// disturbs a capture attached to the child.
+func waitPidfd(fd int) error {
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	for {
+		_, err := unix.Poll(fds, -1)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, unix.EINTR) {
+			return fmt.Errorf("watchdog: poll pidfd: %w", err)
+		}
+	}
+}
+
+// signalGroup sends sig to process group pgid. A group that is already gone
+// is not an error.
+func signalGroup(pgid int, sig syscall.Signal) error {
+	err := unix.Kill(-pgid, sig)
+	if err != nil && !errors.Is(err, unix.ESRCH) {
+		return fmt.Errorf("watchdog: signal process group %d: %w", pgid, err)
+	}
+	return nil
+}
+
+// groupAlive reports whether any process is left in group pgid.
+func groupAlive(pgid int) bool {
+	return unix.Kill(-pgid, 0) == nil
+}
+
+// exitOf describes how a process ended.
+func exitOf(ps *os.ProcessState) (code int, sig syscall.Signal, core bool) {
+	ws, ok := ps.Sys().(syscall.WaitStatus)
+	if !ok {
+		return ps.ExitCode(), 0, false
+	}
+	if ws.Signaled() {
+		return -1, ws.Signal(), ws.CoreDump()
+	}
+	return ws.ExitStatus(), 0, false
+}
+
+// signalName returns "SIGSEGV" for syscall.SIGSEGV.
+func signalName(sig syscall.Signal) string {
+	if n := unix.SignalName(sig); n != "" {
+		return n
+	}
+	return "signal " + strconv.Itoa(int(sig))
+}
+
+// lookPath resolves the command the way a shell would, with errors that say
+// what is wrong. The error wraps ErrStart, and exec.ErrNotFound or
+// fs.ErrNotExist when there is no such command.
+func lookPath(name string) (string, error) {
+	p, err := exec.LookPath(name)
+	if err != nil {
+		var ee *exec.Error
+		if errors.As(err, &ee) {
+			if errors.Is(ee.Err, exec.ErrNotFound) {
+				return "", fmt.Errorf("%w: %s: command not found: %w", ErrStart, name, ee.Err)
+			}
+			return "", fmt.Errorf("%w: %s: %w", ErrStart, name, ee.Err)
+		}
+		return "", fmt.Errorf("%w: %s: %w", ErrStart, name, err)
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		return "", fmt.Errorf("%w: %s: %w", ErrStart, name, err)
+	}
+	if fi.IsDir() {
+		return "", fmt.Errorf("%w: %s: is a directory", ErrStart, name)
+	}
+	return p, nil
+}

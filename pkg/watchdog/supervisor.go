@@ -1,0 +1,726 @@
+package watchdog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/mtev-supervise/mtev-supervise/pkg/trace"
+)
+
+// Errors that end Serve. The CLI maps them to documented exit statuses.
+var (
+	// ErrStart: the command could not be started the first time (missing,
+	// not executable). Later start failures count as deaths instead.
+	ErrStart = errors.New("watchdog: cannot start the command")
+	// ErrCrashLoop: Retries deaths fell within Span; the supervisor gave up.
+	ErrCrashLoop = errors.New("watchdog: crash-loop limit reached")
+	// ErrSameCrash: SameCrashLimit incidents with one fingerprint fell
+	// within SameCrashSpan; the supervisor gave up.
+	ErrSameCrash = errors.New("watchdog: same-crash limit reached")
+)
+
+// ChildExitError is returned by Serve under RestartNever when the child
+// failed: its status becomes the supervisor's.
+type ChildExitError struct{ Exit trace.Exit }
+
+func (e *ChildExitError) Error() string { return "watchdog: child ended with " + e.Exit.String() }
+
+// Status returns the shell-style exit status: the code, or 128+signal.
+func (e *ChildExitError) Status() int {
+	if e.Exit.Code != nil {
+		return *e.Exit.Code
+	}
+	if sig := unixSignal(e.Exit.Signal); sig != 0 {
+		return 128 + int(sig)
+	}
+	return 1
+}
+
+// Appender stores incident records; *journal.Writer is one.
+type Appender interface {
+	Append(data []byte) (seq uint64, err error)
+	Close() error
+}
+
+// Options are the hooks of a Supervisor. All are optional.
+type Options struct {
+	// Output receives every line of child output. Nil discards output
+	// (it is still kept for the incident record's log tail).
+	Output OutputFunc
+	// Events receives supervisor events, one call at a time, from the
+	// supervisor's loop or its journal writer; it must not block.
+	Events func(Event)
+	// Journal receives incident records. Nil opens JournalDir(StateDir).
+	Journal Appender
+	// Now is the clock for records; default time.Now.
+	Now func() time.Time
+}
+
+// Supervisor runs one child and keeps it running. Create it with New and
+// run it with Serve; Restart, Stop, Signal and Status may be called from any
+// goroutine while Serve runs.
+type Supervisor struct {
+	cfg  Config
+	opts Options
+
+	msgs    chan any      // to the loop
+	done    chan struct{} // closed when Serve returns
+	wg      sync.WaitGroup
+	records chan pending // to the journal writer
+	eventMu sync.Mutex   // one Events call at a time
+
+	// Owned by the loop goroutine.
+	cur      *child
+	starts   int
+	backoff  *backoff
+	loop     *crashLoop
+	journal  Appender
+	notify   *notifySocket
+	spawn    *spawner
+	lastExit *trace.Exit
+	lastEnd  time.Time
+	nextAt   time.Time
+	ending   bool  // no more starts: stop requested or a final error
+	final    error // what Serve returns once the child is gone
+}
+
+// child is one started process.
+type child struct {
+	cmd       *exec.Cmd
+	pid       int
+	pidfd     int
+	start     int // start count, 1 for the first child
+	started   time.Time
+	tail      *tail
+	crash     crashText
+	crashFD   *os.File
+	outR      *os.File
+	errR      *os.File
+	pumps     sync.WaitGroup
+	ready     bool
+	status    string
+	mainPID   int
+	planned   string // "", "stop", "restart", "stall": why the supervisor is ending it
+	stall     *trace.Stall
+	killT     *time.Timer
+	startupT  *time.Timer
+	startupAt time.Time
+	watchT    *time.Timer
+	watchDur  time.Duration
+}
+
+type sameCrashMsg struct{ fp string }
+
+type exitMsg struct {
+	c   *child
+	ps  *os.ProcessState
+	err error
+}
+
+type request struct {
+	op    string // "status", "restart", "stop", "signal"
+	sig   syscall.Signal
+	reply chan any
+}
+
+// New checks cfg and returns a Supervisor. It starts nothing.
+func New(cfg Config, opts Options) (*Supervisor, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Supervisor{
+		cfg:     cfg,
+		opts:    opts,
+		msgs:    make(chan any, 16),
+		done:    make(chan struct{}),
+		backoff: newBackoff(cfg),
+		loop:    newCrashLoop(cfg.Retries, cfg.Span),
+	}, nil
+}
+
+// Config returns the configuration in force, defaults filled in.
+func (s *Supervisor) Config() Config { return s.cfg }
+
+// Serve starts the child and supervises it until ctx is done (graceful
+// stop, then nil), Stop is called (nil), the policy says the child is not
+// to be restarted (nil, or a *ChildExitError under RestartNever), the
+// crash-loop limit is reached (ErrCrashLoop) or the first start fails
+// (ErrStart). It never returns while a child it started is alive.
+func (s *Supervisor) Serve(ctx context.Context) error {
+	var cleanup []func()
+	defer func() {
+		// Askers first, so that nothing waits on a loop that is gone;
+		// then the listeners, their goroutines, and the rest.
+		close(s.done)
+		for i := len(cleanup) - 1; i >= 0; i-- {
+			cleanup[i]()
+		}
+	}()
+	if err := ensureDir(s.cfg.StateDir); err != nil {
+		return err
+	}
+	if err := setSubreaper(); err != nil {
+		return err
+	}
+	if s.opts.Journal != nil {
+		s.journal = s.opts.Journal
+	} else {
+		j, err := openJournal(s.cfg)
+		if err != nil {
+			return err
+		}
+		s.journal = j
+	}
+	cleanup = append(cleanup, func() { s.journal.Close() })
+	s.spawn = newSpawner()
+	cleanup = append(cleanup, s.spawn.close, s.wg.Wait)
+
+	if s.cfg.Notify {
+		n, err := listenNotify(s.cfg.StateDir, s.cfg.Name)
+		if err != nil {
+			return err
+		}
+		s.notify = n
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			n.serve(s.msgs, s.done)
+		}()
+		cleanup = append(cleanup, n.close)
+	}
+
+	ctl, err := listenControl(SocketPath(s.cfg.StateDir, s.cfg.Name))
+	if err != nil {
+		return err
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		ctl.serve(s)
+	}()
+	cleanup = append(cleanup, ctl.close)
+
+	// Orphans of the child's tree are reaped off the loop, so that a
+	// /proc scan never delays a restart.
+	sigchld := make(chan os.Signal, 1)
+	signal.Notify(sigchld, syscall.SIGCHLD)
+	reaperDone := make(chan struct{})
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			select {
+			case <-sigchld:
+				reapOrphans()
+			case <-reaperDone:
+				return
+			}
+		}
+	}()
+	cleanup = append(cleanup, func() { signal.Stop(sigchld); close(reaperDone) })
+
+	// Records are written off the loop too: a journal fsync never delays
+	// a restart. The writer drains its queue before Serve returns.
+	s.records = make(chan pending, 64)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		same := newSameCrash(s.cfg.SameCrashLimit, s.cfg.SameCrashSpan)
+		for p := range s.records {
+			complete(p, ArtifactDir(s.cfg.StateDir))
+			if same.record(p.rec.Fingerprint, p.rec.Time) {
+				p.rec.Action = trace.ActionGiveUp
+				select {
+				case s.msgs <- sameCrashMsg{fp: p.rec.Fingerprint}:
+				case <-s.done:
+				}
+			}
+			s.write(p.rec)
+		}
+	}()
+	cleanup = append(cleanup, func() { close(s.records) })
+	return s.run(ctx)
+}
+
+// run is the supervisor's loop: the only goroutine that touches its state.
+func (s *Supervisor) run(ctx context.Context) error {
+	if err := s.startChild(); err != nil {
+		return err
+	}
+	ctxDone := ctx.Done()
+	var restartT *time.Timer
+	for {
+		if s.cur == nil && s.ending {
+			return s.final
+		}
+		if s.cur == nil && restartT == nil {
+			d := time.Until(s.nextAt)
+			if d <= 0 {
+				if err := s.startChild(); err != nil {
+					return err
+				}
+				continue
+			}
+			restartT = time.NewTimer(d)
+		}
+		var c = s.cur
+		select {
+		case <-ctxDone:
+			ctxDone = nil
+			s.end(nil, "shutdown")
+		case <-timerC(restartT):
+			restartT = nil
+			if s.cur == nil && !s.ending {
+				if err := s.startChild(); err != nil {
+					return err
+				}
+			}
+		case <-timerC(childTimer(c, "kill")):
+			c.killT = nil
+			s.event(Killed{PID: c.pid})
+			signalGroup(c.pid, syscall.SIGKILL)
+		case <-timerC(childTimer(c, "startup")):
+			c.startupT = nil
+			if !c.ready && c.planned == "" {
+				s.stalled(c, trace.Stall{Source: "startup", Stage: "hard", AgeMS: ms(time.Since(c.started)), TimeoutMS: ms(s.cfg.StartupTimeout)})
+			}
+		case <-timerC(childTimer(c, "watchdog")):
+			c.watchT = nil
+			if c.planned == "" {
+				s.stalled(c, trace.Stall{Source: "notify-watchdog", Stage: "hard", AgeMS: ms(c.watchDur), TimeoutMS: ms(c.watchDur)})
+			}
+		case m := <-s.msgs:
+			switch m := m.(type) {
+			case exitMsg:
+				if restartT != nil {
+					restartT.Stop()
+					restartT = nil
+				}
+				s.exited(m)
+			case notifyMsg:
+				s.handleNotify(m)
+			case sameCrashMsg:
+				if !s.ending {
+					s.event(GaveUp{Deaths: s.cfg.SameCrashLimit, Span: s.cfg.SameCrashSpan, Fingerprint: m.fp})
+					s.end(fmt.Errorf("%w: %s %d times within %v", ErrSameCrash, m.fp, s.cfg.SameCrashLimit, s.cfg.SameCrashSpan), "same-crash limit")
+				}
+			case request:
+				if m.op == "restart" && s.cur == nil && restartT != nil && !s.ending {
+					restartT.Stop()
+					restartT = nil
+					s.nextAt = time.Time{}
+				}
+				m.reply <- s.handle(m)
+			}
+		}
+	}
+}
+
+func timerC(t *time.Timer) <-chan time.Time {
+	if t == nil {
+		return nil
+	}
+	return t.C
+}
+
+func childTimer(c *child, which string) *time.Timer {
+	if c == nil {
+		return nil
+	}
+	switch which {
+	case "kill":
+		return c.killT
+	case "startup":
+		return c.startupT
+	default:
+		return c.watchT
+	}
+}
+
+func ms(d time.Duration) int64 { return d.Milliseconds() }
+
+func (s *Supervisor) event(e Event) {
+	if s.opts.Events != nil {
+		s.eventMu.Lock()
+		s.opts.Events(e)
+		s.eventMu.Unlock()
+	}
+}
+
+// childEnv is the environment of a child: ours without variables meant
+// for this process, the configured extras, and the supervisor's own.
+func (s *Supervisor) childEnv(start int) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		switch {
+		case k == "NOTIFY_SOCKET", k == "WATCHDOG_USEC", k == "WATCHDOG_PID", strings.HasPrefix(k, "MTEV_"):
+			// Meant for this process (from systemd or a parent
+			// supervisor), never for the child.
+			if k == "MTEV_STATE_DIR" {
+				env = append(env, kv)
+			}
+			continue
+		}
+		env = append(env, kv)
+	}
+	env = append(env, s.cfg.Env...)
+	// Go children print every goroutine when they die, unless told
+	// otherwise: that dump is the crash trace.
+	if lookupEnv(env, "GOTRACEBACK") == "" {
+		env = append(env, "GOTRACEBACK=all")
+	}
+	env = append(env,
+		CrashFDEnv+"=3",
+		"MTEV_SERVICE="+s.cfg.Name,
+		"MTEV_START_COUNT="+strconv.Itoa(start),
+		"MTEV_SUPERVISOR_PID="+strconv.Itoa(os.Getpid()),
+	)
+	if s.notify != nil {
+		env = append(env, "NOTIFY_SOCKET="+s.notify.addr)
+		if s.cfg.Watchdog > 0 {
+			env = append(env, "WATCHDOG_USEC="+strconv.FormatInt(s.cfg.Watchdog.Microseconds(), 10))
+			env = append(env, trampolineEnv+"=1")
+		}
+	}
+	return env
+}
+
+// startChild starts a new child. Only the first start's failure is
+// returned (ErrStart); later failures count as deaths.
+func (s *Supervisor) startChild() error {
+	start := s.starts + 1
+	c, err := s.spawnChild(start)
+	if err != nil {
+		if s.starts == 0 {
+			return err
+		}
+		s.event(Warning{Err: err})
+		s.afterDeath(0, false)
+		return nil
+	}
+	s.starts = start
+	s.cur = c
+	s.event(Started{PID: c.pid, StartCount: start, Command: s.cfg.Command})
+	if s.cfg.Notify && s.cfg.StartupTimeout > 0 {
+		c.startupAt = c.started.Add(s.cfg.StartupTimeout)
+		c.startupT = time.NewTimer(s.cfg.StartupTimeout)
+	}
+	return nil
+}
+
+func (s *Supervisor) spawnChild(start int) (*child, error) {
+	path, err := lookPath(s.cfg.Command[0])
+	if err != nil {
+		return nil, err
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("watchdog: pipe: %w", err)
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outR.Close()
+		outW.Close()
+		return nil, fmt.Errorf("watchdog: pipe: %w", err)
+	}
+	crashFD, err := newCrashFD()
+	if err != nil {
+		outR.Close()
+		outW.Close()
+		errR.Close()
+		errW.Close()
+		return nil, err
+	}
+	pidfd := -1
+	cmd := &exec.Cmd{
+		Path:   path,
+		Args:   s.cfg.Command,
+		Dir:    s.cfg.Dir,
+		Env:    s.childEnv(start),
+		Stdin:  nil,
+		Stdout: outW,
+		Stderr: errW,
+		// fd 3: the crash-output memfd (MTEV_CRASH_FD).
+		ExtraFiles: []*os.File{crashFD},
+		SysProcAttr: &syscall.SysProcAttr{
+			Setpgid:   true,
+			Pdeathsig: syscall.SIGKILL,
+			PidFD:     &pidfd,
+		},
+	}
+	if s.cfg.Notify && s.cfg.Watchdog > 0 {
+		// The trampoline sets WATCHDOG_PID to the child's own pid, then
+		// execs the command: the pid is only known after the fork.
+		cmd.Path = selfExe()
+		cmd.Args = append([]string{s.cfg.Command[0]}, s.cfg.Command...)
+		cmd.Env = append(cmd.Env, trampolinePathEnv+"="+path)
+	}
+	err = s.spawn.start(cmd)
+	outW.Close()
+	errW.Close()
+	if err != nil {
+		outR.Close()
+		errR.Close()
+		crashFD.Close()
+		return nil, fmt.Errorf("%w: %s: %w", ErrStart, s.cfg.Command[0], unwrapExec(err))
+	}
+	c := &child{cmd: cmd, pid: cmd.Process.Pid, pidfd: pidfd, start: start, started: time.Now(),
+		tail: newTail(s.cfg.LogTail), mainPID: cmd.Process.Pid, outR: outR, errR: errR, crashFD: crashFD}
+	c.pumps.Add(2)
+	go func() { defer c.pumps.Done(); pump(outR, Stdout, c.pid, s.opts.Output, c.tail, nil) }()
+	go func() { defer c.pumps.Done(); pump(errR, Stderr, c.pid, s.opts.Output, c.tail, c.crash.line) }()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		werr := waitPidfd(c.pidfd)
+		// Only now, with the child gone, is Wait safe: a Wait pending
+		// while a capture is attached would take its ptrace stops.
+		err := cmd.Wait()
+		ReleaseOwned(c.pid)
+		syscall.Close(c.pidfd)
+		if werr != nil {
+			err = werr
+		}
+		s.msgs <- exitMsg{c: c, ps: cmd.ProcessState, err: err}
+	}()
+	return c, nil
+}
+
+func unwrapExec(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// exited handles the end of the current child.
+func (s *Supervisor) exited(m exitMsg) {
+	c := m.c
+	if c != s.cur {
+		return
+	}
+	s.cur = nil
+	for _, t := range []*time.Timer{c.killT, c.startupT, c.watchT} {
+		if t != nil {
+			t.Stop()
+		}
+	}
+	// Whatever is left of the child's process group goes with it.
+	signalGroup(c.pid, syscall.SIGKILL)
+	defer c.crashFD.Close()
+	if !waitTimeout(&c.pumps, 2*time.Second) {
+		// A process that left the child's group still holds its output.
+		c.outR.Close()
+		c.errR.Close()
+		c.pumps.Wait()
+		s.event(Warning{Err: fmt.Errorf("watchdog: pid %d: a process outside its group kept its output open; stopped reading it", c.pid)})
+	}
+	uptime := time.Since(c.started)
+	ex := trace.Exit{}
+	if m.ps != nil {
+		code, sig, core := exitOf(m.ps)
+		if sig != 0 {
+			ex.Signal, ex.CoreDumped = signalName(sig), core
+		} else {
+			ex.Code = &code
+		}
+	}
+	s.lastExit, s.lastEnd = &ex, time.Now()
+	s.event(Exited{PID: c.pid, Exit: ex, Uptime: uptime, Planned: c.planned != ""})
+
+	switch c.planned {
+	case "stop":
+		return
+	case "restart":
+		s.nextAt = time.Time{}
+		return
+	case "stall":
+		// Recorded when the stall was found; a failure for the policy.
+		s.afterDeath(uptime, false)
+		return
+	}
+	reason := trace.ReasonExit
+	if ex.Signal != "" {
+		reason = trace.ReasonCrash
+	}
+	// A linked child's crash output arrives through its memfd; any other
+	// Go child's through stderr.
+	crash := readCrashFD(c.crashFD)
+	if len(crash) == 0 {
+		crash = c.crash.bytes()
+	}
+	if isGoCrash(ex, crash) {
+		reason = trace.ReasonCrash
+	} else {
+		crash = nil
+	}
+	clean := ex.Code != nil && *ex.Code == 0
+	rec := s.newRecord(c, reason)
+	rec.Exit = &ex
+	rec.UptimeMS = ms(uptime)
+	rec.Action = s.actionFor(clean)
+	s.record(rec, crash)
+	s.afterDeath(uptime, clean)
+}
+
+// actionFor predicts what afterDeath will do, for the record.
+func (s *Supervisor) actionFor(clean bool) trace.Action {
+	switch {
+	case s.ending:
+		return trace.ActionStop
+	case s.cfg.Restart == RestartNever, s.cfg.Restart == RestartOnFailure && clean:
+		return trace.ActionStop
+	case s.loop.wouldReach(time.Now()):
+		return trace.ActionGiveUp
+	}
+	return trace.ActionRestart
+}
+
+// afterDeath applies the restart policy to a child that ended on its own
+// (or was killed for a stall) and schedules the next start.
+func (s *Supervisor) afterDeath(uptime time.Duration, clean bool) {
+	if s.ending {
+		return
+	}
+	switch {
+	case s.cfg.Restart == RestartNever:
+		s.ending = true
+		if !clean && s.lastExit != nil {
+			s.final = &ChildExitError{Exit: *s.lastExit}
+		}
+		return
+	case s.cfg.Restart == RestartOnFailure && clean:
+		s.ending = true
+		return
+	}
+	if s.loop.record(time.Now()) {
+		s.event(GaveUp{Deaths: s.cfg.Retries, Span: s.cfg.Span})
+		s.ending = true
+		s.final = fmt.Errorf("%w: %d deaths within %v", ErrCrashLoop, s.cfg.Retries, s.cfg.Span)
+		return
+	}
+	d := s.backoff.next(uptime)
+	s.nextAt = time.Now().Add(d)
+	s.event(RestartScheduled{Delay: d})
+}
+
+// end stops the supervisor: the child is stopped gracefully and Serve
+// returns final.
+func (s *Supervisor) end(final error, why string) {
+	s.ending = true
+	s.final = final
+	if s.cur != nil && s.cur.planned != "stall" {
+		s.stopChild(s.cur, "stop", why)
+	}
+}
+
+// stopChild sends the stop signal to the child's process group and arms
+// the kill timer.
+func (s *Supervisor) stopChild(c *child, planned, why string) {
+	if c.planned == planned || c.killT != nil {
+		c.planned = planned
+		return
+	}
+	c.planned = planned
+	s.event(Stopping{PID: c.pid, Signal: signalName(s.cfg.StopSignal), Reason: why})
+	signalGroup(c.pid, s.cfg.StopSignal)
+	// A stopped (SIGSTOP) child cannot act on the signal until continued.
+	signalGroup(c.pid, syscall.SIGCONT)
+	c.killT = time.NewTimer(s.cfg.StopTimeout)
+}
+
+// stalled records a stall and kills the child; the restart policy applies
+// when it is gone.
+func (s *Supervisor) stalled(c *child, st trace.Stall) {
+	c.planned = "stall"
+	c.stall = &st
+	s.event(Stalled{PID: c.pid, Stall: st})
+	rec := s.newRecord(c, trace.ReasonStall)
+	rec.Stall = &st
+	rec.UptimeMS = ms(time.Since(c.started))
+	rec.Action = trace.ActionRestart
+	if s.ending || s.cfg.Restart == RestartNever {
+		rec.Action = trace.ActionStop
+	}
+	s.record(rec, nil)
+	signalGroup(c.pid, syscall.SIGKILL)
+}
+
+func (s *Supervisor) newRecord(c *child, reason trace.Reason) *trace.Record {
+	return &trace.Record{
+		Schema:     trace.SchemaVersion,
+		Service:    s.cfg.Name,
+		Time:       s.opts.Now(),
+		Reason:     reason,
+		PID:        c.pid,
+		StartCount: c.start,
+		Command:    s.cfg.Command,
+		LogTail:    c.tail.snapshot(),
+	}
+}
+
+// record queues rec for the journal writer, with fatal output to parse.
+func (s *Supervisor) record(rec *trace.Record, crash []byte) {
+	s.records <- pending{rec: rec, crash: crash}
+}
+
+// write appends rec to the journal; a failure is a warning, never the end
+// of supervision.
+func (s *Supervisor) write(rec *trace.Record) {
+	data, err := trace.Encode(rec)
+	if err == nil {
+		var seq uint64
+		seq, err = s.journal.Append(data)
+		rec.ID = strconv.FormatUint(seq, 10)
+	}
+	if err != nil {
+		s.event(Warning{Err: fmt.Errorf("watchdog: record incident: %w", err)})
+		return
+	}
+	s.event(Recorded{Record: rec})
+}
+
+func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
+	ch := make(chan struct{})
+	go func() { wg.Wait(); close(ch) }()
+	select {
+	case <-ch:
+		return true
+	case <-time.After(d):
+		return false
+	}
+}
+
+// CrashFDEnv names the fd of the crash-output memfd in a child's
+// environment; a Go child points debug.SetCrashOutput at it.
+const CrashFDEnv = "MTEV_CRASH_FD"
+
+// ArtifactDir holds files kept with records (large crash dumps, profiles).
+func ArtifactDir(stateDir string) string { return filepath.Join(stateDir, "artifacts") }
+
+// lookupEnv returns the last value of key in env.
+func lookupEnv(env []string, key string) string {
+	v := ""
+	for _, kv := range env {
+		if k, val, ok := strings.Cut(kv, "="); ok && k == key {
+			v = val
+		}
+	}
+	return v
+}
