@@ -2,6 +2,7 @@ package trace
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -110,7 +111,8 @@ func scanSnapshot(in io.Reader, opts *stack.Opts) (snap *stack.Snapshot, suffix 
 
 func convertGoroutine(pg *stack.Goroutine) Goroutine {
 	g := Goroutine{ID: int64(pg.ID), WaitMS: int64(pg.SleepMax) * 60_000}
-	state := pg.State
+	state, labels := splitLabels(pg.State)
+	g.Labels = labels
 	if schedulerStates[state] {
 		g.State = state
 	} else {
@@ -130,6 +132,21 @@ func convertGoroutine(pg *stack.Goroutine) Goroutine {
 		g.CreatedBy = &f
 	}
 	return g
+}
+
+// splitLabels separates the pprof labels that a Go 1.26+ runtime prints in
+// a goroutine header under GODEBUG=tracebacklabels=1 ("sync.Mutex.Lock
+// labels:{"k": "v"}") from the state.
+func splitLabels(state string) (string, map[string]string) {
+	i := strings.Index(state, "labels:{")
+	if i < 0 {
+		return state, nil
+	}
+	var labels map[string]string
+	if err := json.Unmarshal([]byte(state[i+len("labels:"):]), &labels); err != nil {
+		return state, nil
+	}
+	return strings.TrimRight(strings.TrimSpace(state[:i]), ","), labels
 }
 
 func convertCall(c *stack.Call) Frame {

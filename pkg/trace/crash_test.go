@@ -235,3 +235,26 @@ func FuzzParseCrash(f *testing.F) {
 		}
 	})
 }
+
+func TestSplitLabels(t *testing.T) {
+	tests := []struct {
+		in, state string
+		labels    map[string]string
+	}{
+		{"sync.Mutex.Lock", "sync.Mutex.Lock", nil},
+		{`sync.Mutex.Lock labels:{"mtev.heart": "e:default/1"}`, "sync.Mutex.Lock", map[string]string{"mtev.heart": "e:default/1"}},
+		{`running labels:{"a": "1", "b": "x y"}`, "running", map[string]string{"a": "1", "b": "x y"}},
+		{`chan receive labels:{broken`, `chan receive labels:{broken`, nil},
+	}
+	for _, tt := range tests {
+		state, labels := splitLabels(tt.in)
+		if state != tt.state || len(labels) != len(tt.labels) {
+			t.Fatalf("splitLabels(%q) = %q, %v", tt.in, state, labels)
+		}
+		for k, v := range tt.labels {
+			if labels[k] != v {
+				t.Fatalf("splitLabels(%q): label %s = %q, want %q", tt.in, k, labels[k], v)
+			}
+		}
+	}
+}
