@@ -56,6 +56,9 @@ func respawnChild(b *testing.B) string {
 }
 
 func TestMain(m *testing.M) {
+	if os.Getenv(testChildEnv) == "heart" {
+		os.Exit(heartChild())
+	}
 	code := m.Run()
 	if benchDir != "" {
 		os.RemoveAll(benchDir)

@@ -56,6 +56,15 @@ type Config struct {
 
 	LogTail int // lines of child output kept for the incident record (default 200)
 
+	// Heart table (see package hearts): offered to every child unless
+	// Hearts is HeartsOff; a child linking pkg/runtime joins it.
+	Hearts       HeartsMode
+	HeartSlots   int           // default 1024
+	HeartTimeout time.Duration // timeout of hearts created without one (default 5s)
+	HeartGrace   time.Duration // hard deadline = timeout + grace (default 2s; negative: hard at the timeout)
+	NoSoftStall  bool          // no capture at the soft deadline, only at the hard one
+	DumpBudget   time.Duration // how long a child may take to answer a dump request (default 2s)
+
 	// SameCrashLimit ends the supervisor when this many incidents with one
 	// fingerprint fall within SameCrashSpan (0: no limit). A new
 	// fingerprint keeps the normal policy.
@@ -116,6 +125,21 @@ func (c Config) withDefaults() Config {
 	if c.LogTail == 0 {
 		c.LogTail = DefaultLogTail
 	}
+	if c.Hearts == "" {
+		c.Hearts = HeartsAuto
+	}
+	if c.HeartSlots == 0 {
+		c.HeartSlots = DefaultHeartSlots
+	}
+	if c.HeartTimeout == 0 {
+		c.HeartTimeout = DefaultHeartTimeout
+	}
+	if c.HeartGrace == 0 {
+		c.HeartGrace = DefaultHeartGrace
+	}
+	if c.DumpBudget == 0 {
+		c.DumpBudget = DefaultDumpBudget
+	}
 	if c.SameCrashSpan == 0 {
 		c.SameCrashSpan = DefaultSameCrashSpan
 	}
@@ -155,8 +179,25 @@ func (c Config) validate() error {
 	if c.StartupTimeout < 0 || c.Watchdog < 0 {
 		bad("startup-timeout and watchdog must not be negative")
 	}
-	if (c.StartupTimeout > 0 || c.Watchdog > 0) && !c.Notify {
-		bad("startup-timeout and watchdog need notify (the child must speak the notify protocol)")
+	if c.Watchdog > 0 && !c.Notify {
+		bad("watchdog needs notify (the child must speak the notify protocol)")
+	}
+	if c.StartupTimeout > 0 && !c.Notify && c.Hearts == HeartsOff {
+		bad("startup-timeout needs notify or hearts")
+	}
+	switch c.Hearts {
+	case HeartsAuto, HeartsRequire, HeartsOff:
+	default:
+		bad("hearts %q: want auto, require or off", c.Hearts)
+	}
+	if c.HeartSlots < 1 || c.HeartSlots > 65536 {
+		bad("heart slots %d: want 1 to 65536", c.HeartSlots)
+	}
+	if c.HeartTimeout < time.Millisecond {
+		bad("heart-timeout %v: want at least 1ms", c.HeartTimeout)
+	}
+	if c.DumpBudget < 0 {
+		bad("dump-budget must not be negative")
 	}
 	if c.Watchdog > 0 && c.Watchdog < time.Millisecond {
 		bad("watchdog %v: want at least 1ms", c.Watchdog)

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/mtev-supervise/mtev-supervise/pkg/trace"
+	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/dump"
+	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/hearts"
 )
 
 // Errors that end Serve. The CLI maps them to documented exit statuses.
@@ -80,18 +82,21 @@ type Supervisor struct {
 	eventMu sync.Mutex   // one Events call at a time
 
 	// Owned by the loop goroutine.
-	cur      *child
-	starts   int
-	backoff  *backoff
-	loop     *crashLoop
-	journal  Appender
-	notify   *notifySocket
-	spawn    *spawner
-	lastExit *trace.Exit
-	lastEnd  time.Time
-	nextAt   time.Time
-	ending   bool  // no more starts: stop requested or a final error
-	final    error // what Serve returns once the child is gone
+	cur       *child
+	starts    int
+	backoff   *backoff
+	loop      *crashLoop
+	journal   Appender
+	notify    *notifySocket
+	table     *hearts.Table
+	tableFile *os.File
+	monitor   *hearts.Monitor
+	spawn     *spawner
+	lastExit  *trace.Exit
+	lastEnd   time.Time
+	nextAt    time.Time
+	ending    bool  // no more starts: stop requested or a final error
+	final     error // what Serve returns once the child is gone
 }
 
 // child is one started process.
@@ -111,6 +116,8 @@ type child struct {
 	status    string
 	mainPID   int
 	planned   string // "", "stop", "restart", "stall": why the supervisor is ending it
+	capturing bool   // a stall capture is running
+	dump      *dump.Client
 	stall     *trace.Stall
 	killT     *time.Timer
 	startupT  *time.Timer
@@ -188,6 +195,11 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 	cleanup = append(cleanup, func() { s.journal.Close() })
 	s.spawn = newSpawner()
 	cleanup = append(cleanup, s.spawn.close, s.wg.Wait)
+	closeHearts, err := s.openHearts()
+	if err != nil {
+		return err
+	}
+	cleanup = append(cleanup, closeHearts)
 
 	if s.cfg.Notify {
 		n, err := listenNotify(s.cfg.StateDir, s.cfg.Name)
@@ -263,6 +275,13 @@ func (s *Supervisor) run(ctx context.Context) error {
 	}
 	ctxDone := ctx.Done()
 	var restartT *time.Timer
+	var heartT *time.Ticker
+	var heartPoll time.Duration
+	defer func() {
+		if heartT != nil {
+			heartT.Stop()
+		}
+	}()
 	for {
 		if s.cur == nil && s.ending {
 			return s.final
@@ -278,7 +297,19 @@ func (s *Supervisor) run(ctx context.Context) error {
 			restartT = time.NewTimer(d)
 		}
 		var c = s.cur
+		var heartC <-chan time.Time
+		if c != nil && s.monitor != nil {
+			if p := s.monitor.PollInterval(); heartT == nil || p != heartPoll {
+				if heartT != nil {
+					heartT.Stop()
+				}
+				heartT, heartPoll = time.NewTicker(p), p
+			}
+			heartC = heartT.C
+		}
 		select {
+		case <-heartC:
+			s.checkHearts(c)
 		case <-ctxDone:
 			ctxDone = nil
 			s.end(nil, "shutdown")
@@ -313,6 +344,8 @@ func (s *Supervisor) run(ctx context.Context) error {
 				s.exited(m)
 			case notifyMsg:
 				s.handleNotify(m)
+			case captureDone:
+				s.captured(m)
 			case sameCrashMsg:
 				if !s.ending {
 					s.event(GaveUp{Deaths: s.cfg.SameCrashLimit, Span: s.cfg.SameCrashSpan, Fingerprint: m.fp})
@@ -384,6 +417,9 @@ func (s *Supervisor) childEnv(start int) []string {
 	if lookupEnv(env, "GOTRACEBACK") == "" {
 		env = append(env, "GOTRACEBACK=all")
 	}
+	// Goroutine dumps carry pprof labels: the runtime labels each loop's
+	// goroutine with its heart's name.
+	env = append(env, "GODEBUG="+goDebug(lookupEnv(env, "GODEBUG"), "tracebacklabels=1"))
 	env = append(env,
 		CrashFDEnv+"=3",
 		"MTEV_SERVICE="+s.cfg.Name,
@@ -463,6 +499,15 @@ func (s *Supervisor) spawnChild(start int) (*child, error) {
 			PidFD:     &pidfd,
 		},
 	}
+	client, attached, err := s.attachHearts(cmd, start)
+	if err != nil {
+		outR.Close()
+		outW.Close()
+		errR.Close()
+		errW.Close()
+		crashFD.Close()
+		return nil, err
+	}
 	if s.cfg.Notify && s.cfg.Watchdog > 0 {
 		// The trampoline sets WATCHDOG_PID to the child's own pid, then
 		// execs the command: the pid is only known after the fork.
@@ -473,14 +518,18 @@ func (s *Supervisor) spawnChild(start int) (*child, error) {
 	err = s.spawn.start(cmd)
 	outW.Close()
 	errW.Close()
+	attached()
 	if err != nil {
 		outR.Close()
 		errR.Close()
 		crashFD.Close()
+		if client != nil {
+			client.Close()
+		}
 		return nil, fmt.Errorf("%w: %s: %w", ErrStart, s.cfg.Command[0], unwrapExec(err))
 	}
 	c := &child{cmd: cmd, pid: cmd.Process.Pid, pidfd: pidfd, start: start, started: time.Now(),
-		tail: newTail(s.cfg.LogTail), mainPID: cmd.Process.Pid, outR: outR, errR: errR, crashFD: crashFD}
+		tail: newTail(s.cfg.LogTail), mainPID: cmd.Process.Pid, outR: outR, errR: errR, crashFD: crashFD, dump: client}
 	c.pumps.Add(2)
 	go func() { defer c.pumps.Done(); pump(outR, Stdout, c.pid, s.opts.Output, c.tail, nil) }()
 	go func() { defer c.pumps.Done(); pump(errR, Stderr, c.pid, s.opts.Output, c.tail, c.crash.line) }()
@@ -524,6 +573,9 @@ func (s *Supervisor) exited(m exitMsg) {
 	// Whatever is left of the child's process group goes with it.
 	signalGroup(c.pid, syscall.SIGKILL)
 	defer c.crashFD.Close()
+	if c.dump != nil {
+		defer c.dump.Close()
+	}
 	if !waitTimeout(&c.pumps, 2*time.Second) {
 		// A process that left the child's group still holds its output.
 		c.outR.Close()

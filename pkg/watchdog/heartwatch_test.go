@@ -1,0 +1,126 @@
+package watchdog
+
+import (
+	"context"
+	"os"
+	"runtime/pprof"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mtev-supervise/mtev-supervise/pkg/trace"
+	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/dump"
+	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/hearts"
+)
+
+const testChildEnv = "MTEV_WATCHDOG_TEST_CHILD"
+
+// heartChild is the test binary run as a linked child: it joins the heart
+// table, answers dump requests, beats a few times and then hangs its loop.
+func heartChild() int {
+	t, err := hearts.OpenFromEnv()
+	if err != nil {
+		os.Stderr.WriteString("heart child: " + err.Error() + "\n")
+		return 1
+	}
+	h, err := t.NewHeart("e:test/0", 0)
+	if err != nil {
+		os.Stderr.WriteString("heart child: " + err.Error() + "\n")
+		return 1
+	}
+	go dump.ServeFromEnv(context.Background(), dump.Options{})
+	for range 20 {
+		h.Beat()
+		time.Sleep(5 * time.Millisecond)
+	}
+	pprof.Do(context.Background(), pprof.Labels(HeartLabel, "e:test/0"), func(context.Context) { stuckInLoop() })
+	return 0
+}
+
+var stuck sync.Mutex
+
+//go:noinline
+func stuckInLoop() {
+	stuck.Lock()
+	stuck.Lock() // the loop hangs here: its heart stops
+}
+
+// A linked child whose loop hangs is caught at the soft deadline (captured
+// through its own dump, kept running), then at the hard deadline (captured,
+// killed, restarted). Both records name the heart and the goroutine.
+func TestHeartStallSoftThenHard(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{
+		Name:         "linked",
+		Command:      []string{exe, "-test.run=^$"},
+		Env:          []string{testChildEnv + "=heart"},
+		HeartTimeout: 200 * time.Millisecond,
+		HeartGrace:   400 * time.Millisecond,
+		ZeroBackoff:  true,
+		Retries:      100,
+	}
+	s, ev := newTestSupervisor(t, cfg)
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(context.Background()) }()
+	waitFor(t, "a second start after the hard stall", func() bool {
+		return ev.count(func(e Event) bool { x, ok := e.(Started); return ok && x.StartCount == 2 }) > 0
+	})
+	waitFor(t, "two records", func() bool {
+		return ev.count(func(e Event) bool { _, ok := e.(Recorded); return ok }) >= 2
+	})
+	s.Stop()
+	if err := <-done; err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	recs := readRecords(t, s.cfg.StateDir)
+	if len(recs) < 2 {
+		t.Fatalf("%d records", len(recs))
+	}
+	soft, hard := recs[0], recs[1]
+	for _, tc := range []struct {
+		rec    *trace.Record
+		stage  string
+		action trace.Action
+	}{{soft, "soft", trace.ActionKeepRunning}, {hard, "hard", trace.ActionRestart}} {
+		r := tc.rec
+		if r.Reason != trace.ReasonStall || r.Stall == nil || r.Stall.Stage != tc.stage || r.Action != tc.action {
+			t.Fatalf("record %s: reason %s stall %+v action %s", r.ID, r.Reason, r.Stall, r.Action)
+		}
+		if r.Stall.Heart != "e:test/0" || r.Stall.Source != "heart" || r.Stall.ThreadID == 0 {
+			t.Fatalf("record %s: stall %+v", r.ID, r.Stall)
+		}
+		if r.Capture == nil || r.Capture.Method != "cooperative" {
+			t.Fatalf("record %s: capture %+v", r.ID, r.Capture)
+		}
+		c := trace.Culprit(r)
+		if c == nil && len(r.Artifacts) > 0 {
+			b, _ := os.ReadFile(r.Artifacts[0].Path)
+			t.Logf("dump %s:\n%.3000s", r.Artifacts[0].Path, b)
+			t.Logf("goroutines: %+v", r.Goroutines)
+		}
+		if c == nil || !strings.Contains(c.Frames[0].Function+frameNames(c.Frames), "stuckInLoop") {
+			t.Fatalf("record %s: culprit %+v", r.ID, c)
+		}
+		if len(r.Artifacts) == 0 {
+			t.Fatalf("record %s: no dump files kept", r.ID)
+		}
+		if r.Fingerprint == "" {
+			t.Fatalf("record %s: no fingerprint", r.ID)
+		}
+	}
+	if soft.PID != hard.PID {
+		t.Fatalf("soft stall pid %d, hard stall pid %d: the soft stage must not kill", soft.PID, hard.PID)
+	}
+}
+
+func frameNames(fs []trace.Frame) string {
+	var b strings.Builder
+	for _, f := range fs {
+		b.WriteString(f.Function + " ")
+	}
+	return b.String()
+}
