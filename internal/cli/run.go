@@ -46,7 +46,9 @@ type runFlags struct {
 	restart  string
 	stopSig  string
 	output   string
+	hearts   string
 	quiet    bool
+	config   string
 }
 
 func (f *runFlags) bind(fs *flag.FlagSet) {
@@ -62,17 +64,23 @@ func (f *runFlags) bind(fs *flag.FlagSet) {
 	fs.StringVar(&f.stopSig, "stop-signal", "TERM", "signal for a graceful stop")
 	fs.DurationVar(&c.StopTimeout, "stop-timeout", watchdog.DefaultStopTimeout, "after this, the child's process group is killed")
 	fs.BoolVar(&c.Notify, "notify", false, "the child speaks the systemd notify protocol (NOTIFY_SOCKET)")
-	fs.DurationVar(&c.StartupTimeout, "startup-timeout", 0, "with --notify: no READY=1 within this is a stall")
+	fs.DurationVar(&c.StartupTimeout, "startup-timeout", 0, "with --notify: no READY=1 within this is a stall; with hearts: the longest a heart may go before its first beat (default 30s)")
 	fs.DurationVar(&c.Watchdog, "watchdog", 0, "with --notify: no WATCHDOG=1 for this long after READY=1 is a stall")
 	fs.IntVar(&c.LogTail, "log-tail", watchdog.DefaultLogTail, "lines of child output kept with each incident")
+	fs.StringVar(&f.hearts, "hearts", string(watchdog.HeartsAuto), "heart table: auto (watch hearts a linked child creates), require (a child without a heart by --startup-timeout is stalled) or off")
+	fs.DurationVar(&c.HeartTimeout, "heart-timeout", watchdog.DefaultHeartTimeout, "timeout of hearts created without one: past it, a soft stall (capture, keep running)")
+	fs.DurationVar(&c.HeartGrace, "heart-grace", watchdog.DefaultHeartGrace, "past timeout+grace, a hard stall (capture, kill, restart)")
+	fs.BoolVar(&c.NoSoftStall, "no-soft-stall", false, "capture only at the hard deadline")
+	fs.DurationVar(&c.DumpBudget, "dump-budget", watchdog.DefaultDumpBudget, "how long a linked child may take to answer a dump request")
 	fs.IntVar(&c.SameCrashLimit, "same-crash-limit", 0, "stop (status 4) when this many incidents share one fingerprint within --same-crash-span (0: off)")
 	fs.DurationVar(&c.SameCrashSpan, "same-crash-span", watchdog.DefaultSameCrashSpan, "window of --same-crash-limit")
 	fs.StringVar(&f.output, "output", "plain", outputFormatDoc)
 	fs.BoolVar(&f.quiet, "quiet", false, "do not print supervisor events")
+	fs.StringVar(&f.config, "config", "", "XML file with a <run> section: every flag as an attribute, <command>, <arg> and <env> children; flags win")
 }
 
-// config resolves the flags into a watchdog.Config.
-func (f *runFlags) config(env *Env, command []string) (watchdog.Config, error) {
+// resolve turns the flags into a watchdog.Config.
+func (f *runFlags) resolve(env *Env, command []string) (watchdog.Config, error) {
 	c := f.cfg
 	c.Command = command
 	dir, err := stateDir(env, f.stateDir)
@@ -93,6 +101,7 @@ func (f *runFlags) config(env *Env, command []string) (watchdog.Config, error) {
 	if c.BackoffMin == 0 {
 		c.ZeroBackoff = true
 	}
+	c.Hearts = watchdog.HeartsMode(f.hearts)
 	switch f.output {
 	case "plain", "prefix", "json":
 	default:
@@ -120,13 +129,25 @@ func runCmd(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	command := fs.Args()
+	var extraEnv []string
+	if f.config != "" {
+		fileCommand, fileEnv, err := applyConfig(f.config, fs)
+		if err != nil {
+			return err
+		}
+		if len(command) == 0 {
+			command = fileCommand
+		}
+		extraEnv = fileEnv
+	}
 	if len(command) == 0 {
 		return usageError("no command: mtev-supervise %s", runSynopsis)
 	}
-	cfg, err := f.config(env, command)
+	cfg, err := f.resolve(env, command)
 	if err != nil {
 		return err
 	}
+	cfg.Env = append(cfg.Env, extraEnv...)
 	return supervise(ctx, env, cfg, f.output, f.quiet)
 }
 

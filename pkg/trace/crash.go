@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/maruel/panicparse/v2/stack"
@@ -82,6 +83,7 @@ func ParseCrash(text []byte) (goroutines []Goroutine, culprit int, err error) {
 	if len(parsed) == 0 {
 		return nil, -1, fmt.Errorf("trace: parse crash: %w", ErrNoGoroutines)
 	}
+	labels := headerLabels(text)
 	goroutines = make([]Goroutine, 0, len(parsed))
 	seen := make(map[int]bool, len(parsed))
 	for _, pg := range parsed {
@@ -91,7 +93,11 @@ func ParseCrash(text []byte) (goroutines []Goroutine, culprit int, err error) {
 			continue
 		}
 		seen[pg.ID] = true
-		goroutines = append(goroutines, convertGoroutine(pg))
+		g := convertGoroutine(pg)
+		if g.Labels == nil {
+			g.Labels = labels[g.ID]
+		}
+		goroutines = append(goroutines, g)
 	}
 	culprit = pickCulprit(goroutines, Headline(text))
 	goroutines[culprit].Culprit = true
@@ -132,6 +138,29 @@ func convertGoroutine(pg *stack.Goroutine) Goroutine {
 		g.CreatedBy = &f
 	}
 	return g
+}
+
+var reLabelHeader = regexp.MustCompile(`(?m)^goroutine (\d+) [^\n]*labels:(\{[^\n]*\})\]:\s*$`)
+
+// headerLabels finds the pprof labels of every goroutine header that has
+// them. The parser drops them from headers that also say "locked to
+// thread", so they are read from the text.
+func headerLabels(text []byte) map[int64]map[string]string {
+	if !bytes.Contains(text, []byte("labels:{")) {
+		return nil
+	}
+	out := map[int64]map[string]string{}
+	for _, m := range reLabelHeader.FindAllSubmatch(text, -1) {
+		id, err := strconv.ParseInt(string(m[1]), 10, 64)
+		if err != nil {
+			continue
+		}
+		var l map[string]string
+		if json.Unmarshal(m[2], &l) == nil {
+			out[id] = l
+		}
+	}
+	return out
 }
 
 // splitLabels separates the pprof labels that a Go 1.26+ runtime prints in

@@ -258,3 +258,37 @@ func TestSplitLabels(t *testing.T) {
 		}
 	}
 }
+
+// A goroutine profile (debug=2) of a linked child under
+// GODEBUG=tracebacklabels=1: loop goroutines are "locked to thread" and
+// carry their loop's name as a label.
+func TestParseDumpLockedLabels(t *testing.T) {
+	text, err := os.ReadFile("testdata/crash/dump-locked-labels.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs, _, err := ParseCrash(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, g := range gs {
+		if g.Labels["eventer.loop"] == "e:default/1" {
+			found = true
+			if g.WaitReason != "sync.Mutex.Lock" || !strings.Contains(frameFuncs(g.Frames), "runtime.hangForever") {
+				t.Fatalf("labelled goroutine: %+v", g)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("no goroutine labelled e:default/1 in %d goroutines", len(gs))
+	}
+}
+
+func frameFuncs(fs []Frame) string {
+	var b strings.Builder
+	for _, f := range fs {
+		b.WriteString(f.Function + "\n")
+	}
+	return b.String()
+}

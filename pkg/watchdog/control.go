@@ -34,6 +34,18 @@ type StatusInfo struct {
 	LastExitTime  *time.Time  `json:"last_exit_time,omitempty"`
 	NextStartInMS int64       `json:"next_start_in_ms,omitempty"`
 	Command       []string    `json:"command"`
+	Hearts        []HeartInfo `json:"hearts,omitempty"`
+}
+
+// HeartInfo is one heart of the child, as the supervisor sees it.
+type HeartInfo struct {
+	Slot      int    `json:"slot"`
+	Name      string `json:"name"`
+	ThreadID  int    `json:"thread_id,omitempty"`
+	State     string `json:"state"`
+	AgeMS     int64  `json:"age_ms"`
+	TimeoutMS int64  `json:"timeout_ms"`
+	Beats     uint64 `json:"beats"`
 }
 
 // ErrNotRunning: no supervisor answers on the control socket.
@@ -131,6 +143,12 @@ func (s *Supervisor) status() StatusInfo {
 		}
 		if c.planned != "" {
 			st.State = "stopping"
+		}
+		if s.monitor != nil {
+			for _, h := range s.monitor.Hearts(time.Now()) {
+				st.Hearts = append(st.Hearts, HeartInfo{Slot: h.Slot, Name: h.Name, ThreadID: h.ThreadID,
+					State: h.State.String(), AgeMS: ms(h.Age), TimeoutMS: ms(h.Timeout), Beats: h.Ticker})
+			}
 		}
 	case s.ending:
 		st.State = "stopped"

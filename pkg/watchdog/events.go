@@ -110,7 +110,14 @@ func (e Stalled) String() string {
 }
 
 func (e Recorded) String() string {
-	return fmt.Sprintf("incident %s recorded: %s (see: mtev-supervise traces show %s)", e.Record.ID, e.Record.Reason, e.Record.ID)
+	what := string(e.Record.Reason)
+	if e.Record.Stall != nil {
+		what += " (" + e.Record.Stall.Stage + ")"
+	}
+	if sum := trace.Summary(e.Record); sum != "" {
+		what += " in " + sum
+	}
+	return fmt.Sprintf("incident %s recorded: %s (see: mtev-supervise traces show %s)", e.Record.ID, what, e.Record.ID)
 }
 
 func (e RestartScheduled) String() string {

@@ -2,6 +2,7 @@ package watchdog
 
 import (
 	"context"
+	"errors"
 	"os"
 	"runtime/pprof"
 	"strings"
@@ -123,4 +124,28 @@ func frameNames(fs []trace.Frame) string {
 		b.WriteString(f.Function + " ")
 	}
 	return b.String()
+}
+
+// A child that never creates a heart is caught by the start-up deadline
+// when hearts are required (libmtev never watches a heart before its first
+// beat).
+func TestHeartsRequiredStartupStall(t *testing.T) {
+	s, _ := newTestSupervisor(t, Config{
+		Command:        []string{"sleep", "1000"},
+		Hearts:         HeartsRequire,
+		StartupTimeout: 200 * time.Millisecond,
+		Restart:        RestartNever,
+	})
+	err := s.Serve(context.Background())
+	var ce *ChildExitError
+	if !errors.As(err, &ce) || ce.Exit.Signal != "SIGKILL" {
+		t.Fatalf("Serve: %v, want the child killed", err)
+	}
+	recs := readRecords(t, s.cfg.StateDir)
+	if len(recs) != 1 || recs[0].Stall == nil || recs[0].Stall.Source != "startup" || recs[0].Stall.Stage != "hard" {
+		t.Fatalf("records: %+v", recs)
+	}
+	if recs[0].Capture == nil || recs[0].Capture.Method != "none" || recs[0].Capture.Error == "" {
+		t.Fatalf("capture of a child with no dump server: %+v", recs[0].Capture)
+	}
 }

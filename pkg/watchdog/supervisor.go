@@ -400,13 +400,9 @@ func (s *Supervisor) childEnv(start int) []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
-		switch {
-		case k == "NOTIFY_SOCKET", k == "WATCHDOG_USEC", k == "WATCHDOG_PID", strings.HasPrefix(k, "MTEV_"):
+		if supervisorEnv[k] {
 			// Meant for this process (from systemd or a parent
 			// supervisor), never for the child.
-			if k == "MTEV_STATE_DIR" {
-				env = append(env, kv)
-			}
 			continue
 		}
 		env = append(env, kv)
@@ -775,4 +771,14 @@ func lookupEnv(env []string, key string) string {
 		}
 	}
 	return v
+}
+
+// supervisorEnv are the variables a supervisor sets for its child; ones
+// inherited from this process's own supervisor (systemd, or a parent
+// mtev-supervise) are not passed on.
+var supervisorEnv = map[string]bool{
+	"NOTIFY_SOCKET": true, "WATCHDOG_USEC": true, "WATCHDOG_PID": true,
+	hearts.EnvFD: true, dump.EnvFD: true, CrashFDEnv: true,
+	"MTEV_SERVICE": true, "MTEV_START_COUNT": true, "MTEV_SUPERVISOR_PID": true,
+	trampolineEnv: true, trampolinePathEnv: true,
 }
