@@ -107,6 +107,8 @@ func (s *Supervisor) handle(r request) any {
 	case "stop":
 		s.end(nil, "stop requested")
 		return nil
+	case "reconfigure":
+		return s.reconfigure(*r.cfg)
 	case "signal":
 		if s.cur == nil {
 			return fmt.Errorf("watchdog: no child running")

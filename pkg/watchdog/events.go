@@ -70,6 +70,9 @@ type Stopping struct {
 // Killed: the stop timeout passed and the process group was killed.
 type Killed struct{ PID int }
 
+// Reconfigured: a new configuration was applied (Reconfigure).
+type Reconfigured struct{}
+
 // Warning: something failed that does not stop supervision (a journal
 // write, a notify message from a stranger, ...).
 type Warning struct{ Err error }
@@ -85,6 +88,7 @@ func (GaveUp) event()           {}
 func (Stopping) event()         {}
 func (Killed) event()           {}
 func (Warning) event()          {}
+func (Reconfigured) event()     {}
 
 func (e Started) String() string {
 	return fmt.Sprintf("started pid %d (start %d): %q", e.PID, e.StartCount, e.Command)
@@ -138,5 +142,7 @@ func (e Stopping) String() string {
 func (e Killed) String() string {
 	return fmt.Sprintf("pid %d did not stop in time: killed its process group", e.PID)
 }
+
+func (Reconfigured) String() string { return "configuration reloaded" }
 
 func (e Warning) String() string { return "warning: " + e.Err.Error() }

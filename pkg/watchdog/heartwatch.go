@@ -147,10 +147,11 @@ func (s *Supervisor) startCapture(c *child, st trace.Stall, kill bool) {
 	rec := s.newRecord(c, trace.ReasonStall)
 	rec.Stall = &st
 	rec.UptimeMS = ms(time.Since(c.started))
+	opts := captureOpts{dir: ArtifactDir(s.cfg.StateDir), name: s.cfg.Name, budget: s.cfg.DumpBudget}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		s.capture(c, rec)
+		capture(c, rec, opts)
 		select {
 		case s.msgs <- captureDone{c: c, rec: rec, kill: kill}:
 		case <-s.done:
@@ -158,9 +159,16 @@ func (s *Supervisor) startCapture(c *child, st trace.Stall, kill bool) {
 	}()
 }
 
+// captureOpts are the settings a capture needs, copied from the loop.
+type captureOpts struct {
+	dir, name string
+	budget    time.Duration
+}
+
 // capture fills rec with the child's own account (cooperative dump) and
-// its resource use. It runs on its own goroutine.
-func (s *Supervisor) capture(c *child, rec *trace.Record) {
+// its resource use. It runs on its own goroutine and touches no
+// supervisor state: c's fields it reads do not change after the start.
+func capture(c *child, rec *trace.Record, o captureOpts) {
 	if res, err := trace.SampleResources(c.pid); err == nil {
 		rec.Resources = res
 	}
@@ -168,12 +176,12 @@ func (s *Supervisor) capture(c *child, rec *trace.Record) {
 	rec.Capture = capt
 	t0 := time.Now()
 	if c.dump != nil {
-		dir := filepath.Join(ArtifactDir(s.cfg.StateDir), fmt.Sprintf("%s-%d-%d", s.cfg.Name, c.pid, rec.Time.UnixNano()))
+		dir := filepath.Join(o.dir, fmt.Sprintf("%s-%d-%d", o.name, c.pid, rec.Time.UnixNano()))
 		err := os.MkdirAll(dir, 0o700)
 		var res dump.Result
 		if err == nil {
-			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.DumpBudget+time.Second)
-			res, err = c.dump.Request(ctx, dir, s.cfg.DumpBudget)
+			ctx, cancel := context.WithTimeout(context.Background(), o.budget+time.Second)
+			res, err = c.dump.Request(ctx, dir, o.budget)
 			cancel()
 		}
 		a := trace.Attempt{Method: "cooperative", DurationMS: ms(time.Since(t0))}

@@ -135,8 +135,9 @@ type exitMsg struct {
 }
 
 type request struct {
-	op    string // "status", "restart", "stop", "signal"
+	op    string // "status", "restart", "stop", "signal", "reconfigure"
 	sig   syscall.Signal
+	cfg   *Config
 	reply chan any
 }
 
@@ -248,12 +249,13 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 	// Records are written off the loop too: a journal fsync never delays
 	// a restart. The writer drains its queue before Serve returns.
 	s.records = make(chan pending, 64)
+	artifacts := ArtifactDir(s.cfg.StateDir)
+	same := newSameCrash(s.cfg.SameCrashLimit, s.cfg.SameCrashSpan)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		same := newSameCrash(s.cfg.SameCrashLimit, s.cfg.SameCrashSpan)
 		for p := range s.records {
-			complete(p, ArtifactDir(s.cfg.StateDir))
+			complete(p, artifacts)
 			if same.record(p.rec.Fingerprint, p.rec.Time) {
 				p.rec.Action = trace.ActionGiveUp
 				select {
