@@ -65,6 +65,13 @@ type Config struct {
 	NoSoftStall  bool          // no capture at the soft deadline, only at the hard one
 	DumpBudget   time.Duration // how long a child may take to answer a dump request (default 2s)
 
+	// CaptureBudget bounds a capture from outside with Delve (default 10s).
+	CaptureBudget time.Duration
+	// CoreAboveRSS: a hard stall of a child larger than this is captured
+	// by writing a core of it (a short pause), killing it at once and
+	// reading the core afterwards (default 256 MiB).
+	CoreAboveRSS uint64
+
 	// SameCrashLimit ends the supervisor when this many incidents with one
 	// fingerprint fall within SameCrashSpan (0: no limit). A new
 	// fingerprint keeps the normal policy.
@@ -88,6 +95,8 @@ const (
 	DefaultStopSignal    = syscall.SIGTERM
 	DefaultRestart       = RestartOnFailure
 	DefaultSameCrashSpan = 10 * time.Minute
+	DefaultCaptureBudget = 10 * time.Second
+	DefaultCoreAboveRSS  = 256 << 20
 )
 
 // ErrConfig marks an invalid configuration.
@@ -139,6 +148,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.DumpBudget == 0 {
 		c.DumpBudget = DefaultDumpBudget
+	}
+	if c.CaptureBudget == 0 {
+		c.CaptureBudget = DefaultCaptureBudget
+	}
+	if c.CoreAboveRSS == 0 {
+		c.CoreAboveRSS = DefaultCoreAboveRSS
 	}
 	if c.SameCrashSpan == 0 {
 		c.SameCrashSpan = DefaultSameCrashSpan

@@ -2,6 +2,7 @@ package watchdog
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mtev-supervise/mtev-supervise/pkg/trace"
+	"github.com/mtev-supervise/mtev-supervise/pkg/trace/delve"
 	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/dump"
 	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/hearts"
 )
@@ -147,11 +149,24 @@ func (s *Supervisor) startCapture(c *child, st trace.Stall, kill bool) {
 	rec := s.newRecord(c, trace.ReasonStall)
 	rec.Stall = &st
 	rec.UptimeMS = ms(time.Since(c.started))
-	opts := captureOpts{dir: ArtifactDir(s.cfg.StateDir), name: s.cfg.Name, budget: s.cfg.DumpBudget}
+	opts := captureOpts{
+		dir:    filepath.Join(ArtifactDir(s.cfg.StateDir), fmt.Sprintf("%s-%d-%d", s.cfg.Name, c.pid, rec.Time.UnixNano())),
+		budget: s.cfg.DumpBudget,
+		delve:  s.cfg.CaptureBudget,
+		core:   s.cfg.CoreAboveRSS,
+		linked: s.table != nil && (s.table.IsReady() || len(s.monitor.Hearts(time.Now())) > 0),
+		kill:   kill,
+	}
+	killNow := func() {
+		select {
+		case s.msgs <- killMsg{c: c}:
+		case <-s.done:
+		}
+	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		capture(c, rec, opts)
+		capture(c, rec, opts, killNow)
 		select {
 		case s.msgs <- captureDone{c: c, rec: rec, kill: kill}:
 		case <-s.done:
@@ -159,79 +174,194 @@ func (s *Supervisor) startCapture(c *child, st trace.Stall, kill bool) {
 	}()
 }
 
+// killMsg asks the loop to kill a child whose capture no longer needs it
+// alive (its core is written).
+type killMsg struct{ c *child }
+
 // captureOpts are the settings a capture needs, copied from the loop.
 type captureOpts struct {
-	dir, name string
-	budget    time.Duration
+	dir    string        // artifact directory of this incident
+	budget time.Duration // cooperative dump budget
+	delve  time.Duration // Delve capture budget
+	core   uint64        // above this RSS, a hard stall is captured through a core file
+	linked bool          // the child joined the heart table: it can answer dumps
+	kill   bool          // hard stall: the child is killed after the capture
 }
 
-// capture fills rec with the child's own account (cooperative dump) and
-// its resource use. It runs on its own goroutine and touches no
-// supervisor state: c's fields it reads do not change after the start.
-func capture(c *child, rec *trace.Record, o captureOpts) {
+// capture fills rec with the best account of the stalled child it can get,
+// cheapest method first: the child's own dump (linked children), then
+// Delve from outside (any Go child with debug information, even with a
+// wedged runtime). Every attempt is listed in rec.Capture. It runs on its
+// own goroutine and touches no supervisor state.
+func capture(c *child, rec *trace.Record, o captureOpts, killNow func()) {
 	if res, err := trace.SampleResources(c.pid); err == nil {
 		rec.Resources = res
 	}
 	capt := &trace.Capture{Method: "none"}
 	rec.Capture = capt
 	t0 := time.Now()
-	if c.dump != nil {
-		dir := filepath.Join(o.dir, fmt.Sprintf("%s-%d-%d", o.name, c.pid, rec.Time.UnixNano()))
-		err := os.MkdirAll(dir, 0o700)
-		var res dump.Result
-		if err == nil {
-			ctx, cancel := context.WithTimeout(context.Background(), o.budget+time.Second)
-			res, err = c.dump.Request(ctx, dir, o.budget)
-			cancel()
+	if err := os.MkdirAll(o.dir, 0o700); err != nil {
+		capt.Error = err.Error()
+		return
+	}
+	if o.linked && c.dump != nil {
+		a := cooperative(c, rec, o)
+		capt.Attempts = append(capt.Attempts, a)
+		if a.Error == "" {
+			capt.Method = a.Method
 		}
-		a := trace.Attempt{Method: "cooperative", DurationMS: ms(time.Since(t0))}
-		if err == nil {
-			for _, f := range res.Files {
-				if f.Size > 0 {
-					rec.Artifacts = append(rec.Artifacts, trace.Artifact{Kind: f.Kind, Path: f.Path, Bytes: f.Size})
-				}
-				if f.Kind == dump.KindGoroutines && f.Size > 0 {
-					if text, rerr := os.ReadFile(f.Path); rerr == nil {
-						if gs, _, perr := trace.ParseCrash(text); perr == nil {
-							markCulprit(gs, rec.Stall)
-							rec.Goroutines = keepGoroutines(gs, culpritIndex(gs), &rec.GoroutinesOmitted)
-						} else {
-							err = perr
-						}
-					}
-				}
-			}
-		}
-		if err != nil {
-			a.Error = err.Error()
+	}
+	if capt.Method == "none" {
+		var a trace.Attempt
+		if o.kill && o.core > 0 && rec.Resources != nil && rec.Resources.RSSBytes > o.core {
+			a = delveCore(c, rec, o, killNow)
 		} else {
-			capt.Method = "cooperative"
+			a = delveLive(c, rec, o)
 		}
 		capt.Attempts = append(capt.Attempts, a)
+		if a.Error == "" {
+			capt.Method = a.Method
+		}
 	}
 	capt.DurationMS = ms(time.Since(t0))
-	if capt.Method == "none" {
-		var errs []string
-		for _, a := range capt.Attempts {
-			errs = append(errs, a.Method+": "+a.Error)
+	for _, a := range capt.Attempts {
+		if a.Error != "" {
+			capt.Error = strings.TrimPrefix(capt.Error+"; ", "; ") + a.Method + ": " + a.Error
 		}
-		capt.Error = strings.Join(errs, "; ")
-		if capt.Error == "" {
-			capt.Error = "no capture method available for this child"
-		}
+	}
+	if capt.Method == "none" && capt.Error == "" {
+		capt.Error = "no capture method available for this child"
+	}
+	if capt.Method != "none" {
+		capt.Error = ""
 	}
 }
 
+// cooperative asks a linked child for its own dump.
+func cooperative(c *child, rec *trace.Record, o captureOpts) trace.Attempt {
+	t0 := time.Now()
+	a := trace.Attempt{Method: "cooperative"}
+	ctx, cancel := context.WithTimeout(context.Background(), o.budget+time.Second)
+	res, err := c.dump.Request(ctx, o.dir, o.budget)
+	cancel()
+	if err == nil {
+		for _, f := range res.Files {
+			if f.Size > 0 {
+				rec.Artifacts = append(rec.Artifacts, trace.Artifact{Kind: f.Kind, Path: f.Path, Bytes: f.Size})
+			}
+			if f.Kind != dump.KindGoroutines || f.Size <= 0 {
+				continue
+			}
+			text, rerr := os.ReadFile(f.Path)
+			if rerr != nil {
+				err = rerr
+				continue
+			}
+			gs, _, perr := trace.ParseCrash(text)
+			if perr != nil {
+				err = perr
+				continue
+			}
+			markCulprit(gs, rec.Stall)
+			if culpritIndex(gs) < 0 {
+				if i := trace.GuessCulprit(gs); i >= 0 {
+					gs[i].Culprit = true
+				}
+			}
+			rec.Goroutines = keepGoroutines(gs, culpritIndex(gs), &rec.GoroutinesOmitted)
+		}
+		if err == nil && len(rec.Goroutines) == 0 {
+			err = errors.New("the child wrote no goroutine profile")
+		}
+	}
+	a.DurationMS = ms(time.Since(t0))
+	if err != nil {
+		a.Error = err.Error()
+	}
+	return a
+}
+
+// delveLive attaches to the child, reads every goroutine and thread, and
+// detaches, leaving it running.
+func delveLive(c *child, rec *trace.Record, o captureOpts) trace.Attempt {
+	t0 := time.Now()
+	a := trace.Attempt{Method: "delve"}
+	res, err := delve.Capture(context.Background(), c.pid, delve.Options{Budget: o.delve})
+	if res != nil {
+		useDelve(rec, res)
+		rec.Capture.PauseMS = ms(res.Pause)
+	}
+	a.DurationMS = ms(time.Since(t0))
+	if err != nil {
+		a.Error = err.Error()
+	}
+	return a
+}
+
+// delveCore writes a core of the (large) child, has it killed at once so
+// the restart is not delayed by the analysis, and reads the core.
+func delveCore(c *child, rec *trace.Record, o captureOpts, killNow func()) trace.Attempt {
+	t0 := time.Now()
+	a := trace.Attempt{Method: "delve-core"}
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", c.pid))
+	if err == nil {
+		core := filepath.Join(o.dir, "core")
+		var pause time.Duration
+		pause, err = delve.DumpCore(context.Background(), c.pid, core)
+		rec.Capture.PauseMS = ms(pause)
+		killNow()
+		if err == nil {
+			var res *delve.Result
+			res, err = delve.ReadCore(core, exe, delve.Options{})
+			if res != nil {
+				useDelve(rec, res)
+			}
+			if fi, serr := os.Stat(core); serr == nil {
+				rec.Artifacts = append(rec.Artifacts, trace.Artifact{Kind: "core", Path: core, Bytes: fi.Size()})
+			}
+		}
+	}
+	a.DurationMS = ms(time.Since(t0))
+	if err != nil {
+		a.Error = err.Error()
+	}
+	return a
+}
+
+// useDelve stores a Delve result in rec, marking the culprit: the goroutine
+// on the stalled heart's thread, else the one labelled with its name, else
+// trace.GuessCulprit's choice.
+func useDelve(rec *trace.Record, res *delve.Result) {
+	gs := res.Goroutines
+	markCulprit(gs, rec.Stall)
+	if culpritIndex(gs) < 0 {
+		if i := trace.GuessCulprit(gs); i >= 0 {
+			gs[i].Culprit = true
+		}
+	}
+	rec.Goroutines = keepGoroutines(gs, culpritIndex(gs), &rec.GoroutinesOmitted)
+	rec.Threads = res.Threads
+}
+
 // markCulprit marks the goroutine that runs the stalled heart's loop: the
-// one with a pprof label whose value is the heart's name (the eventer
-// labels every loop goroutine with its name, which is its heart's name;
-// HeartLabel is there for other code), else the one on the heart's thread.
+// one on the heart's thread (known to Delve captures), else the one with a
+// pprof label whose value is the heart's name (the eventer labels every
+// loop goroutine with its name, which is its heart's name; HeartLabel is
+// there for other code).
 func markCulprit(gs []trace.Goroutine, st *trace.Stall) {
 	if st == nil {
 		return
 	}
 	for i := range gs {
 		gs[i].Culprit = false
+	}
+	if st.ThreadID != 0 {
+		for i := range gs {
+			if gs[i].ThreadID == st.ThreadID {
+				gs[i].Culprit = true
+				return
+			}
+		}
 	}
 	if st.Heart != "" {
 		for i := range gs {
@@ -241,12 +371,6 @@ func markCulprit(gs []trace.Goroutine, st *trace.Stall) {
 					return
 				}
 			}
-		}
-	}
-	for i := range gs {
-		if st.ThreadID != 0 && gs[i].ThreadID == st.ThreadID {
-			gs[i].Culprit = true
-			return
 		}
 	}
 }

@@ -348,6 +348,10 @@ func (s *Supervisor) run(ctx context.Context) error {
 				s.handleNotify(m)
 			case captureDone:
 				s.captured(m)
+			case killMsg:
+				if m.c == s.cur {
+					signalGroup(m.c.pid, syscall.SIGKILL)
+				}
 			case sameCrashMsg:
 				if !s.ending {
 					s.event(GaveUp{Deaths: s.cfg.SameCrashLimit, Span: s.cfg.SameCrashSpan, Fingerprint: m.fp})
@@ -695,21 +699,13 @@ func (s *Supervisor) stopChild(c *child, planned, why string) {
 	c.killT = time.NewTimer(s.cfg.StopTimeout)
 }
 
-// stalled records a stall and kills the child; the restart policy applies
-// when it is gone.
+// stalled handles a passed notify or start-up deadline: the child is
+// captured, then killed; the restart policy applies when it is gone.
 func (s *Supervisor) stalled(c *child, st trace.Stall) {
 	c.planned = "stall"
 	c.stall = &st
 	s.event(Stalled{PID: c.pid, Stall: st})
-	rec := s.newRecord(c, trace.ReasonStall)
-	rec.Stall = &st
-	rec.UptimeMS = ms(time.Since(c.started))
-	rec.Action = trace.ActionRestart
-	if s.ending || s.cfg.Restart == RestartNever {
-		rec.Action = trace.ActionStop
-	}
-	s.record(rec, nil)
-	signalGroup(c.pid, syscall.SIGKILL)
+	s.startCapture(c, st, true)
 }
 
 func (s *Supervisor) newRecord(c *child, reason trace.Reason) *trace.Record {
