@@ -31,6 +31,7 @@ func TestMain(m *testing.M) {
 // TestScripts runs the end-to-end scenarios in testdata/script: real
 // supervisors supervising real processes.
 func TestScripts(t *testing.T) {
+	bin := buildScenarios(t)
 	testscript.Run(t, testscript.Params{
 		Dir: "../../testdata/script",
 		Setup: func(e *testscript.Env) error {
@@ -46,16 +47,39 @@ func TestScripts(t *testing.T) {
 				e.Setenv(k, strings.TrimSpace(string(out)))
 			}
 			e.Setenv("GOTOOLCHAIN", "local")
+			e.Setenv("SCENARIOS", bin)
 			e.Setenv("GOFLAGS", "-mod=mod")
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"waitfor": cmdWaitFor,
-			"sigsup":  cmdSigSup,
-			"sigpid":  cmdSigPID,
-			"pidgone": cmdPIDGone,
+			"waitfor":  cmdWaitFor,
+			"sigsup":   cmdSigSup,
+			"sigpid":   cmdSigPID,
+			"pidgone":  cmdPIDGone,
+			"sigchild": cmdSigChild,
 		},
 	})
+}
+
+// buildScenarios builds the programs of testdata/scenarios once, for the
+// scripts to run as children ($SCENARIOS/<name>).
+func buildScenarios(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	entries, err := os.ReadDir("../../testdata/scenarios")
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"build", "-o", dir + "/"}
+	for _, e := range entries {
+		if e.IsDir() {
+			args = append(args, "../../testdata/scenarios/"+e.Name())
+		}
+	}
+	if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
+		t.Fatalf("go build scenarios: %v\n%s", err, out)
+	}
+	return dir
 }
 
 const waitLimit = 30 * time.Second
@@ -134,6 +158,28 @@ func readPID(ts *testscript.TestScript, file string) int {
 		ts.Fatalf("%s: no pid: %v", file, err)
 	}
 	return pid
+}
+
+// sigchild SIG SERVICE: signal the child of SERVICE, once one runs.
+func cmdSigChild(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: sigchild SIG SERVICE")
+	}
+	var pid int
+	ok := poll(func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		st, err := watchdog.Control(ctx, ts.Getenv("MTEV_STATE_DIR"), args[1], "status")
+		if err != nil || st.PID == 0 {
+			return false
+		}
+		pid = st.PID
+		return true
+	})
+	if !ok {
+		ts.Fatalf("sigchild: no child of %s running", args[1])
+	}
+	ts.Check(syscall.Kill(pid, parseSig(ts, args[0])))
 }
 
 // sigpid SIG PIDFILE: signal the process whose pid is in PIDFILE.

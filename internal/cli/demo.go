@@ -2,14 +2,14 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"net"
 	"os"
-	"strconv"
-	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/mtev-supervise/mtev-supervise/pkg/eventer"
+	"github.com/mtev-supervise/mtev-supervise/pkg/runtime"
 	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog"
 )
 
@@ -29,6 +29,9 @@ func demoCmd(ctx context.Context, env *Env, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return usageError("unexpected argument %q", fs.Arg(0))
+	}
 	dir, err := stateDir(env, *dirFlag)
 	if err != nil {
 		return err
@@ -38,111 +41,96 @@ func demoCmd(ctx context.Context, env *Env, args []string) error {
 		return fmt.Errorf("demo: find own executable: %w", err)
 	}
 	cfg := watchdog.Config{
-		Name:           "demo",
-		Command:        []string{self, "demo-child"},
-		StateDir:       dir,
-		Restart:        watchdog.RestartAlways,
-		BackoffMin:     200 * time.Millisecond,
-		BackoffMax:     2 * time.Second,
-		BackoffReset:   3 * time.Second,
-		Retries:        20,
-		Span:           time.Minute,
-		StopTimeout:    2 * time.Second,
-		Notify:         true,
-		StartupTimeout: 3 * time.Second,
-		Watchdog:       500 * time.Millisecond,
+		Name:         "demo",
+		Command:      []string{self, "demo-child"},
+		StateDir:     dir,
+		Restart:      watchdog.RestartAlways,
+		BackoffMin:   200 * time.Millisecond,
+		BackoffMax:   2 * time.Second,
+		BackoffReset: 3 * time.Second,
+		Retries:      20,
+		Span:         time.Minute,
+		StopTimeout:  2 * time.Second,
+		Hearts:       watchdog.HeartsRequire,
+		HeartGrace:   700 * time.Millisecond,
+		DumpBudget:   time.Second,
 	}
 	fmt.Fprintf(env.Stderr, "demo: supervising a bundled example service for %v (Ctrl-C stops it sooner).\n", *duration)
-	fmt.Fprintln(env.Stderr, "demo: it speaks the notify protocol, then in turn crashes, hangs (stops its watchdog pings) and exits 1;")
-	fmt.Fprintln(env.Stderr, "demo: watch the supervisor record each incident and restart it with backoff.")
+	fmt.Fprintln(env.Stderr, "demo: it links pkg/runtime: two event loops, each with a heart the supervisor watches.")
+	fmt.Fprintln(env.Stderr, "demo: in turn it hangs a loop, crashes, and exits 1; watch each incident get detected, captured and restarted.")
 	if *duration > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, *duration)
 		defer cancel()
 	}
-	err = supervise(ctx, env, cfg, "prefix", false)
-	fmt.Fprintf(env.Stderr, "\ndemo: done. Next, read what was recorded:\n")
+	err = supervise(ctx, env, cfg, "prefix", false, nil)
 	stateFlag := ""
 	if *dirFlag != "" {
 		stateFlag = " --state-dir " + *dirFlag
 	}
+	fmt.Fprintf(env.Stderr, "\ndemo: done. Next, read what was recorded:\n")
 	fmt.Fprintf(env.Stderr, "  mtev-supervise traces list%s --service demo\n", stateFlag)
 	fmt.Fprintf(env.Stderr, "  mtev-supervise traces show%s latest\n", stateFlag)
+	fmt.Fprintf(env.Stderr, "  mtev-supervise traces top%s\n", stateFlag)
 	return err
 }
 
-// demoChild is the bundled example service. It speaks the notify protocol
-// and, depending on how many times it has been started, crashes, hangs or
-// exits with status 1 after a short while.
+// demoLoopTimeout is the heart timeout of the demo's loops.
+const demoLoopTimeout = 500 * time.Millisecond
+
+// demoChild is the bundled example service, linking pkg/runtime. Depending
+// on how many times it has been started, it hangs one of its loops,
+// crashes on a loop, or exits with status 1 after a short while.
 func demoChild(ctx context.Context, env *Env, args []string) error {
-	start, _ := strconv.Atoi(os.Getenv("MTEV_START_COUNT"))
-	n := newNotifier(os.Getenv("NOTIFY_SOCKET"))
-	defer n.close()
-	fmt.Fprintf(env.Stdout, "demo service: start %d, pid %d: serving\n", start, os.Getpid())
-	n.send("READY=1\nSTATUS=serving requests")
-	interval := 100 * time.Millisecond
-	if us, err := strconv.Atoi(os.Getenv("WATCHDOG_USEC")); err == nil && us > 0 {
-		interval = time.Duration(us) * time.Microsecond / 4
-	}
-	var mu sync.Mutex
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	trouble := time.After(1500 * time.Millisecond)
-	for i := 0; ; i++ {
-		select {
-		case <-ctx.Done():
-			fmt.Fprintln(env.Stdout, "demo service: asked to stop; bye")
-			return nil
-		case <-tick.C:
-			mu.Lock()
-			n.send("WATCHDOG=1")
-			mu.Unlock()
-			if i%5 == 0 {
-				fmt.Fprintf(env.Stdout, "demo service: handled %d requests\n", i*7)
+	var served atomic.Int64
+	app := runtime.App{
+		Name:    "demo",
+		Eventer: eventer.Options{Concurrency: 2, Timeout: demoLoopTimeout},
+		Start: func(ctx context.Context, rt *runtime.Runtime) error {
+			for _, l := range rt.Eventer.Default().Loops() {
+				if _, err := l.Every("serve", 20*time.Millisecond, func() { served.Add(1) }); err != nil {
+					return err
+				}
 			}
-		case <-trouble:
-			switch start % 3 {
+			_, err := rt.Eventer.Default().Loop(0).Every("report", 500*time.Millisecond, func() {
+				fmt.Fprintf(env.Stdout, "demo service: handled %d requests\n", served.Load())
+			})
+			return err
+		},
+		Run: func(ctx context.Context, rt *runtime.Runtime) error {
+			fmt.Fprintf(env.Stdout, "demo service: start %d, pid %d: serving on loops e:default/0 and e:default/1\n", rt.StartCount, os.Getpid())
+			select {
+			case <-ctx.Done():
+				fmt.Fprintln(env.Stdout, "demo service: asked to stop; bye")
+				return nil
+			case <-time.After(1500 * time.Millisecond):
+			}
+			switch rt.StartCount % 3 {
 			case 1:
-				fmt.Fprintln(env.Stderr, "demo service: about to dereference a nil map entry")
-				var cache map[string]*struct{ hits int }
-				cache["home"].hits++ // nil pointer dereference: a crash
+				fmt.Fprintln(env.Stderr, "demo service: loop e:default/1 takes a lock twice (it hangs; its heart stops)")
+				if err := rt.Hang("default", 1); err != nil {
+					return err
+				}
+				<-ctx.Done()
+				return nil
 			case 2:
-				fmt.Fprintln(env.Stderr, "demo service: taking a lock twice (this hangs)")
-				mu.Lock()
-				mu.Lock() // deadlock: the watchdog pings stop
+				fmt.Fprintln(env.Stderr, "demo service: loop e:default/0 dereferences a nil pointer")
+				if err := rt.Crash(); err != nil {
+					return err
+				}
+				<-ctx.Done()
+				return nil
 			default:
 				fmt.Fprintln(env.Stderr, "demo service: giving up with status 1")
-				return &StatusError{Code: 1}
+				return errDemoExit
 			}
-		}
+		},
 	}
+	if code := runtime.Run(app); code != 0 {
+		return &StatusError{Code: code}
+	}
+	return nil
 }
 
-// notifier sends notify-protocol datagrams; with no socket it does nothing.
-type notifier struct{ conn *net.UnixConn }
-
-func newNotifier(addr string) *notifier {
-	if addr == "" {
-		return &notifier{}
-	}
-	if strings.HasPrefix(addr, "@") {
-		addr = "\x00" + addr[1:]
-	}
-	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: addr, Net: "unixgram"})
-	if err != nil {
-		return &notifier{}
-	}
-	return &notifier{conn: c}
-}
-
-func (n *notifier) send(msg string) {
-	if n.conn != nil {
-		n.conn.Write([]byte(msg))
-	}
-}
-
-func (n *notifier) close() {
-	if n.conn != nil {
-		n.conn.Close()
-	}
-}
+// errDemoExit makes the demo service exit with status 1.
+var errDemoExit = errors.New("exiting with status 1 on purpose")

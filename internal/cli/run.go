@@ -122,18 +122,35 @@ func parseSignal(s string) (syscall.Signal, error) {
 }
 
 func runCmd(ctx context.Context, env *Env, args []string) error {
+	cfg, f, err := loadRun(env, args)
+	if err != nil {
+		return err
+	}
+	var reload func() (watchdog.Config, error)
+	if f.config != "" {
+		// HUP re-reads the file; the command line still wins.
+		reload = func() (watchdog.Config, error) {
+			cfg, _, err := loadRun(env, args)
+			return cfg, err
+		}
+	}
+	return supervise(ctx, env, cfg, f.output, f.quiet, reload)
+}
+
+// loadRun parses the flags of `run` and the configuration file they name.
+func loadRun(env *Env, args []string) (watchdog.Config, *runFlags, error) {
 	var f runFlags
 	fs := newFlagSet(env, "run", runSynopsis)
 	f.bind(fs)
 	if err := parseFlags(fs, args); err != nil {
-		return err
+		return watchdog.Config{}, nil, err
 	}
 	command := fs.Args()
 	var extraEnv []string
 	if f.config != "" {
 		fileCommand, fileEnv, err := applyConfig(f.config, fs)
 		if err != nil {
-			return err
+			return watchdog.Config{}, nil, err
 		}
 		if len(command) == 0 {
 			command = fileCommand
@@ -141,20 +158,21 @@ func runCmd(ctx context.Context, env *Env, args []string) error {
 		extraEnv = fileEnv
 	}
 	if len(command) == 0 {
-		return usageError("no command: mtev-supervise %s", runSynopsis)
+		return watchdog.Config{}, nil, usageError("no command: mtev-supervise %s", runSynopsis)
 	}
 	cfg, err := f.resolve(env, command)
 	if err != nil {
-		return err
+		return watchdog.Config{}, nil, err
 	}
 	cfg.Env = append(cfg.Env, extraEnv...)
-	return supervise(ctx, env, cfg, f.output, f.quiet)
+	return cfg, &f, nil
 }
 
 // supervise runs a supervisor until it ends and maps its end to an exit
 // status. TERM and INT stop it gracefully (ctx); HUP, USR1 and USR2 are
-// forwarded to the child.
-func supervise(ctx context.Context, env *Env, cfg watchdog.Config, output string, quiet bool) error {
+// forwarded to the child. With reload set, HUP first reloads the
+// configuration: a bad file is reported (file:line) and changes nothing.
+func supervise(ctx context.Context, env *Env, cfg watchdog.Config, output string, quiet bool, reload func() (watchdog.Config, error)) error {
 	w := newOutputWriter(env, output)
 	sup, err := watchdog.New(cfg, watchdog.Options{
 		Output: w.line,
@@ -180,6 +198,11 @@ func supervise(ctx context.Context, env *Env, cfg watchdog.Config, output string
 		for {
 			select {
 			case sig := <-fwd:
+				if sig == syscall.SIGHUP && reload != nil {
+					if err := reconfigure(sup, reload); err != nil {
+						w.event(watchdog.Warning{Err: fmt.Errorf("reload refused, the running configuration stays: %w", err)})
+					}
+				}
 				if err := sup.Signal(sig.(syscall.Signal)); err != nil && !errors.Is(err, watchdog.ErrNotRunning) {
 					w.event(watchdog.Warning{Err: err})
 				}
@@ -192,6 +215,14 @@ func supervise(ctx context.Context, env *Env, cfg watchdog.Config, output string
 	close(fwdDone)
 	wg.Wait()
 	return runStatus(err)
+}
+
+func reconfigure(sup *watchdog.Supervisor, reload func() (watchdog.Config, error)) error {
+	cfg, err := reload()
+	if err != nil {
+		return err
+	}
+	return sup.Reconfigure(cfg)
 }
 
 // runStatus maps the end of a supervisor to the documented exit status.

@@ -1,0 +1,151 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mtev-supervise/mtev-supervise/pkg/eventer"
+	"github.com/mtev-supervise/mtev-supervise/pkg/journal"
+	"github.com/mtev-supervise/mtev-supervise/pkg/trace"
+	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog"
+)
+
+// appEnv selects what the test binary does when it runs as an app.
+const appEnv = "MTEV_RUNTIME_TEST_APP"
+
+func TestMain(m *testing.M) {
+	switch os.Getenv(appEnv) {
+	case "":
+		os.Exit(m.Run())
+	case "crash-once":
+		// Crashes from a loop on its first start, exits 0 on the next.
+		Main(App{
+			Name:       "crash-once",
+			Eventer:    eventer.Options{Concurrency: 2, Timeout: time.Second},
+			Supervisor: watchdog.Config{ZeroBackoff: true},
+			Run: func(ctx context.Context, rt *Runtime) error {
+				if rt.StartCount == 1 {
+					rt.Crash()
+					<-ctx.Done()
+				}
+				return nil
+			},
+		})
+	case "hang":
+		// Hangs loop 1 of the default pool at once.
+		Main(App{
+			Name:    "hang",
+			Eventer: eventer.Options{Concurrency: 2, Timeout: 200 * time.Millisecond},
+			Run: func(ctx context.Context, rt *Runtime) error {
+				if err := rt.Hang("default", 1); err != nil {
+					return err
+				}
+				<-ctx.Done()
+				return nil
+			},
+		})
+	}
+	os.Exit(99)
+}
+
+func records(t *testing.T, stateDir string) []*trace.Record {
+	t.Helper()
+	r, err := journal.NewReader(watchdog.JournalDir(stateDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var out []*trace.Record
+	for {
+		e, err := r.Next()
+		if err != nil {
+			return out
+		}
+		rec, err := trace.Decode(e.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec.ID = "x"
+		out = append(out, rec)
+	}
+}
+
+// Run directly, an app supervises itself: the crash of its first child is
+// recorded with the goroutine that crashed, through the crash-output
+// memfd, and the second child runs and exits cleanly.
+func TestSelfSupervisedRestartsAfterCrash(t *testing.T) {
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), appEnv+"=crash-once", "MTEV_STATE_DIR="+dir)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("self-supervised app: %v\n%s", err, out)
+	}
+	recs := records(t, dir)
+	if len(recs) != 2 {
+		t.Fatalf("%d records, want the crash and the clean exit\n%s", len(recs), out)
+	}
+	crash := recs[0]
+	if crash.Reason != trace.ReasonCrash || crash.StartCount != 1 || crash.Action != trace.ActionRestart {
+		t.Fatalf("first record: reason %s start %d action %s", crash.Reason, crash.StartCount, crash.Action)
+	}
+	if f, ok := trace.CulpritFrame(trace.Culprit(crash)); !ok || !strings.HasSuffix(f.Function, "runtime.crashNow") {
+		t.Fatalf("culprit frame %+v", f)
+	}
+	if crash.CrashOutput == "" || !strings.Contains(crash.CrashOutput, "nil pointer dereference") {
+		t.Fatalf("crash output: %.200q", crash.CrashOutput)
+	}
+	if recs[1].Reason != trace.ReasonExit || recs[1].StartCount != 2 || *recs[1].Exit.Code != 0 {
+		t.Fatalf("second record: %s start %d exit %s", recs[1].Reason, recs[1].StartCount, recs[1].Exit)
+	}
+}
+
+// A linked app under a supervisor joins its heart table: a hung loop is
+// reported by its heart's name, and the capture names the goroutine.
+func TestHungLoopIsNamed(t *testing.T) {
+	dir := t.TempDir()
+	var stalls []watchdog.Stalled
+	s, err := watchdog.New(watchdog.Config{
+		Name:       "hang",
+		Command:    []string{os.Args[0], "-test.run=^$"},
+		Env:        []string{appEnv + "=hang"},
+		StateDir:   dir,
+		HeartGrace: 300 * time.Millisecond,
+		Restart:    watchdog.RestartNever,
+	}, watchdog.Options{Events: func(e watchdog.Event) {
+		if st, ok := e.(watchdog.Stalled); ok {
+			stalls = append(stalls, st)
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = s.Serve(ctx)
+	var ce *watchdog.ChildExitError
+	if !errors.As(err, &ce) || ce.Exit.Signal != "SIGKILL" {
+		t.Fatalf("Serve: %v, want the child killed for its stall", err)
+	}
+	recs := records(t, dir)
+	if len(recs) != 2 {
+		t.Fatalf("%d records, want the soft and the hard stall", len(recs))
+	}
+	for _, r := range recs {
+		if r.Stall == nil || r.Stall.Heart != "e:default/1" || r.Stall.ThreadID == 0 {
+			t.Fatalf("stall %+v", r.Stall)
+		}
+		f, ok := trace.CulpritFrame(trace.Culprit(r))
+		if !ok || !strings.HasSuffix(f.Function, "runtime.hangForever") {
+			t.Fatalf("%s stall: culprit frame %+v", r.Stall.Stage, f)
+		}
+	}
+	if recs[0].Stall.Stage != "soft" || recs[1].Stall.Stage != "hard" {
+		t.Fatalf("stages %s, %s", recs[0].Stall.Stage, recs[1].Stall.Stage)
+	}
+}
