@@ -51,6 +51,15 @@ func TestScripts(t *testing.T) {
 			e.Setenv("GOFLAGS", "-mod=mod")
 			return nil
 		},
+		Condition: func(cond string) (bool, error) {
+			if cond != "corefile" {
+				return false, fmt.Errorf("unknown condition %q", cond)
+			}
+			// The kernel writes core files to the crashing process's
+			// directory only when core_pattern is not a pipe.
+			b, err := os.ReadFile("/proc/sys/kernel/core_pattern")
+			return err == nil && !strings.HasPrefix(string(b), "|"), nil
+		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"waitfor":  cmdWaitFor,
 			"sigsup":   cmdSigSup,

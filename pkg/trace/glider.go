@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/mtev-supervise/mtev-supervise/internal/reap"
 )
 
 // gliderWaitDelay is how long RunGlider waits, after killing the glider's
@@ -54,10 +56,19 @@ func RunGlider(ctx context.Context, cmd string, pid int, reason string, outPath 
 		return syscall.Kill(-c.Process.Pid, syscall.SIGKILL)
 	}
 	c.WaitDelay = gliderWaitDelay
-	runErr := c.Run()
+	// Started as an owned process: a supervisor's orphan reaper must not
+	// take its exit status.
+	runErr := reap.Start(c)
+	if runErr == nil {
+		runErr = c.Wait()
+		reap.Release(c.Process.Pid)
+	}
 	if runErr == nil {
 		// The group may hold orphans the glider left behind.
 		_ = syscall.Kill(-c.Process.Pid, syscall.SIGKILL)
+	}
+	if c.Process == nil {
+		return Artifact{}, fmt.Errorf("trace: glider %s: %w", cmd, runErr)
 	}
 	if fi, err := out.Stat(); err == nil {
 		art.Bytes = fi.Size()

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"syscall"
 	"time"
@@ -65,6 +66,19 @@ type Config struct {
 	NoSoftStall  bool          // no capture at the soft deadline, only at the hard one
 	DumpBudget   time.Duration // how long a child may take to answer a dump request (default 2s)
 
+	// Glider is an external tracer run at every stall as
+	// "<glider> <pid> watchdog/<heart or source>" (libmtev's convention);
+	// its output is kept with the record. It runs within GliderBudget
+	// (default 30s) and never blocks the supervisor's loop.
+	Glider       string
+	GliderBudget time.Duration
+	// CoreDumps raises the child's RLIMIT_CORE so that a crash leaves a
+	// core file; the supervisor moves it next to the record and reads its
+	// goroutines with Delve. Where the kernel's core_pattern is a pipe
+	// (systemd-coredump, apport) the core goes there instead, and the
+	// record says so.
+	CoreDumps bool
+
 	// CaptureBudget bounds a capture from outside with Delve (default 10s).
 	CaptureBudget time.Duration
 	// CoreAboveRSS: a hard stall of a child larger than this is captured
@@ -96,6 +110,7 @@ const (
 	DefaultRestart       = RestartOnFailure
 	DefaultSameCrashSpan = 10 * time.Minute
 	DefaultCaptureBudget = 10 * time.Second
+	DefaultGliderBudget  = 30 * time.Second
 	DefaultCoreAboveRSS  = 256 << 20
 )
 
@@ -148,6 +163,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.DumpBudget == 0 {
 		c.DumpBudget = DefaultDumpBudget
+	}
+	if c.GliderBudget == 0 {
+		c.GliderBudget = DefaultGliderBudget
 	}
 	if c.CaptureBudget == 0 {
 		c.CaptureBudget = DefaultCaptureBudget
@@ -210,6 +228,13 @@ func (c Config) validate() error {
 	}
 	if c.HeartTimeout < time.Millisecond {
 		bad("heart-timeout %v: want at least 1ms", c.HeartTimeout)
+	}
+	if c.Glider != "" {
+		if p, err := exec.LookPath(c.Glider); err != nil {
+			bad("glider %q: %v", c.Glider, err)
+		} else if fi, err := os.Stat(p); err != nil || fi.IsDir() {
+			bad("glider %q: not an executable file", c.Glider)
+		}
 	}
 	if c.DumpBudget < 0 {
 		bad("dump-budget must not be negative")

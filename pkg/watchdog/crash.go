@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/mtev-supervise/mtev-supervise/pkg/trace"
+	"github.com/mtev-supervise/mtev-supervise/pkg/trace/delve"
 )
 
 // MaxCrashText bounds the fatal output kept from one child's stderr.
@@ -117,6 +120,8 @@ func isGoCrash(ex trace.Exit, text []byte) bool {
 type pending struct {
 	rec   *trace.Record
 	crash []byte // fatal output to parse, if any
+	core  string // core file the kernel wrote, if any
+	exe   string // the child's executable, for reading the core
 }
 
 // sameCrash counts incidents per fingerprint within a span.
@@ -165,7 +170,73 @@ func complete(p pending, artifactDir string) {
 			}
 		}
 	}
+	if p.core != "" {
+		readCore(p, artifactDir)
+	}
 	rec.Fingerprint = trace.Fingerprint(rec)
+}
+
+// readCore moves the core file a crash left next to the record and reads
+// its goroutines with Delve when the crash output gave none.
+func readCore(p pending, artifactDir string) {
+	rec := p.rec
+	dir := fmt.Sprintf("%s/%s-%d-%d", artifactDir, rec.Service, rec.PID, rec.Time.UnixNano())
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return
+	}
+	core := dir + "/core"
+	if err := os.Rename(p.core, core); err != nil {
+		core = p.core // another file system: read it where it is
+	}
+	if fi, err := os.Stat(core); err == nil {
+		rec.Artifacts = append(rec.Artifacts, trace.Artifact{Kind: "core", Path: core, Bytes: fi.Size()})
+	}
+	if len(rec.Goroutines) > 0 || p.exe == "" {
+		return
+	}
+	t0 := time.Now()
+	res, err := delve.ReadCore(core, p.exe, delve.Options{Budget: time.Minute})
+	a := trace.Attempt{Method: "core", DurationMS: time.Since(t0).Milliseconds()}
+	if res != nil {
+		gs := res.Goroutines
+		if i := culpritIndex(gs); i < 0 {
+			if i = trace.GuessCulprit(gs); i >= 0 {
+				gs[i].Culprit = true
+			}
+		}
+		rec.Goroutines = keepGoroutines(gs, culpritIndex(gs), &rec.GoroutinesOmitted)
+		rec.Threads = res.Threads
+	}
+	if err != nil {
+		a.Error = err.Error()
+	}
+	if rec.Capture == nil {
+		rec.Capture = &trace.Capture{Method: "none"}
+	}
+	rec.Capture.Attempts = append(rec.Capture.Attempts, a)
+	if a.Error == "" && len(rec.Goroutines) > 0 {
+		rec.Capture.Method, rec.Capture.Error = "core", ""
+	}
+}
+
+// findCore looks for the core file a crashed child left in its working
+// directory (core_pattern "core", with or without core_uses_pid), written
+// after it started. It returns "" with a reason when there is none.
+func findCore(dir string, pid int, started time.Time) (string, string) {
+	pattern, _ := os.ReadFile("/proc/sys/kernel/core_pattern")
+	if p := strings.TrimSpace(string(pattern)); strings.HasPrefix(p, "|") {
+		return "", "core_pattern pipes cores to " + strings.Fields(p[1:])[0]
+	}
+	if dir == "" {
+		dir, _ = os.Getwd()
+	}
+	for _, name := range []string{fmt.Sprintf("core.%d", pid), "core"} {
+		path := filepath.Join(dir, name)
+		if fi, err := os.Stat(path); err == nil && !fi.ModTime().Before(started.Add(-time.Second)) {
+			return path, ""
+		}
+	}
+	return "", "no core file found in " + dir
 }
 
 // keepGoroutines bounds a goroutine list for storage, keeping the culprit.

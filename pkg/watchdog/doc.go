@@ -23,8 +23,8 @@
 //     Options.Output synchronously: a slow consumer slows the child down and
 //     no line is lost;
 //   - the orphan reaper, woken by SIGCHLD: it reaps zombie children that no
-//     code in this process owns (see StartOwned), found in /proc, and never
-//     waits for "any child";
+//     code in this process owns (see internal/reap), found in /proc, and
+//     never waits for "any child";
 //   - the journal writer, so that an fsync never delays a restart;
 //   - the notify and control socket servers;
 //   - the spawner: a goroutine locked to its OS thread that forks every
@@ -32,7 +32,8 @@
 //     ends threads whose goroutine exits while locked, so children are
 //     forked from a thread that lives as long as the supervisor.
 //
-// Lock order: reapMu (process registry) is only ever taken alone.
+// Lock order: the process registry's lock (internal/reap) is only ever
+// taken alone.
 // Options.Events is called with eventMu held, from the loop or the journal
 // writer; it must not block or call back into the Supervisor.
 //
@@ -45,6 +46,7 @@
 // dies, what is left of its group is killed. The supervisor process is a
 // child subreaper (PR_SET_CHILD_SUBREAPER).
 //
-// Code that starts other processes inside a supervisor process must use
-// StartOwned and ReleaseOwned, or the reaper may take their exit status.
+// Code that starts other processes inside a supervisor process must start
+// them with reap.Start and call reap.Release after Wait, or the reaper may
+// take their exit status (trace.RunGlider does).
 package watchdog

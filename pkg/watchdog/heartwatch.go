@@ -150,12 +150,14 @@ func (s *Supervisor) startCapture(c *child, st trace.Stall, kill bool) {
 	rec.Stall = &st
 	rec.UptimeMS = ms(time.Since(c.started))
 	opts := captureOpts{
-		dir:    filepath.Join(ArtifactDir(s.cfg.StateDir), fmt.Sprintf("%s-%d-%d", s.cfg.Name, c.pid, rec.Time.UnixNano())),
-		budget: s.cfg.DumpBudget,
-		delve:  s.cfg.CaptureBudget,
-		core:   s.cfg.CoreAboveRSS,
-		linked: s.table != nil && (s.table.IsReady() || len(s.monitor.Hearts(time.Now())) > 0),
-		kill:   kill,
+		dir:     filepath.Join(ArtifactDir(s.cfg.StateDir), fmt.Sprintf("%s-%d-%d", s.cfg.Name, c.pid, rec.Time.UnixNano())),
+		budget:  s.cfg.DumpBudget,
+		delve:   s.cfg.CaptureBudget,
+		core:    s.cfg.CoreAboveRSS,
+		linked:  s.table != nil && (s.table.IsReady() || len(s.monitor.Hearts(time.Now())) > 0),
+		kill:    kill,
+		glider:  s.cfg.Glider,
+		gbudget: s.cfg.GliderBudget,
 	}
 	killNow := func() {
 		select {
@@ -180,12 +182,14 @@ type killMsg struct{ c *child }
 
 // captureOpts are the settings a capture needs, copied from the loop.
 type captureOpts struct {
-	dir    string        // artifact directory of this incident
-	budget time.Duration // cooperative dump budget
-	delve  time.Duration // Delve capture budget
-	core   uint64        // above this RSS, a hard stall is captured through a core file
-	linked bool          // the child joined the heart table: it can answer dumps
-	kill   bool          // hard stall: the child is killed after the capture
+	dir     string        // artifact directory of this incident
+	budget  time.Duration // cooperative dump budget
+	delve   time.Duration // Delve capture budget
+	core    uint64        // above this RSS, a hard stall is captured through a core file
+	linked  bool          // the child joined the heart table: it can answer dumps
+	kill    bool          // hard stall: the child is killed after the capture
+	glider  string        // external tracer, if any
+	gbudget time.Duration // its budget
 }
 
 // capture fills rec with the best account of the stalled child it can get,
@@ -223,6 +227,13 @@ func capture(c *child, rec *trace.Record, o captureOpts, killNow func()) {
 			capt.Method = a.Method
 		}
 	}
+	if o.glider != "" {
+		a := runGlider(c, rec, o)
+		capt.Attempts = append(capt.Attempts, a)
+		if a.Error == "" && capt.Method == "none" {
+			capt.Method = a.Method
+		}
+	}
 	capt.DurationMS = ms(time.Since(t0))
 	for _, a := range capt.Attempts {
 		if a.Error != "" {
@@ -235,6 +246,25 @@ func capture(c *child, rec *trace.Record, o captureOpts, killNow func()) {
 	if capt.Method != "none" {
 		capt.Error = ""
 	}
+}
+
+// runGlider runs the external tracer on the stalled child.
+func runGlider(c *child, rec *trace.Record, o captureOpts) trace.Attempt {
+	t0 := time.Now()
+	a := trace.Attempt{Method: "glider"}
+	what := rec.Stall.Source
+	if rec.Stall.Heart != "" {
+		what = rec.Stall.Heart
+	}
+	art, err := trace.RunGlider(context.Background(), o.glider, c.pid, "watchdog/"+what, filepath.Join(o.dir, "glider.txt"), o.gbudget)
+	if art.Path != "" {
+		rec.Artifacts = append(rec.Artifacts, art)
+	}
+	a.DurationMS = ms(time.Since(t0))
+	if err != nil {
+		a.Error = err.Error()
+	}
+	return a
 }
 
 // cooperative asks a linked child for its own dump.

@@ -6,14 +6,14 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/mtev-supervise/mtev-supervise/internal/reap"
 )
 
 // spawner starts children from one goroutine locked to its OS thread for
@@ -44,7 +44,7 @@ func newSpawner() *spawner {
 		close(started)
 		defer close(s.done)
 		for r := range s.reqs {
-			r.reply <- startRegistered(r.cmd)
+			r.reply <- reap.Start(r.cmd)
 		}
 	}()
 	<-started
@@ -63,96 +63,6 @@ func (s *spawner) start(cmd *exec.Cmd) error {
 func (s *spawner) close() {
 	s.once.Do(func() { close(s.reqs) })
 	<-s.done
-}
-
-// The reaper: a supervisor is a child subreaper, so orphans of the child's
-// tree become its children and must be reaped. Processes this program
-// started itself are waited for by their owners (exec.Cmd.Wait, through a
-// pidfd); the reaper must never take their exit status, so every start
-// registers its pid under reapMu before the reaper can look at it.
-var (
-	reapMu sync.Mutex
-	owned  = map[int]bool{}
-)
-
-// startRegistered starts cmd and marks its pid as owned by its caller.
-func startRegistered(cmd *exec.Cmd) error {
-	reapMu.Lock()
-	defer reapMu.Unlock()
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	owned[cmd.Process.Pid] = true
-	return nil
-}
-
-// StartOwned starts cmd so that the supervisor's orphan reaper leaves it to
-// its caller's Wait. Code in the supervisor process that starts helper
-// processes (gliders) must use it, and call ReleaseOwned after Wait.
-func StartOwned(cmd *exec.Cmd) error { return startRegistered(cmd) }
-
-// ReleaseOwned forgets a pid registered by StartOwned, after its Wait.
-func ReleaseOwned(pid int) {
-	reapMu.Lock()
-	delete(owned, pid)
-	reapMu.Unlock()
-}
-
-// reapOrphans reaps every zombie child that nobody in this process owns and
-// returns how many it reaped. It reads /proc rather than waiting for any
-// child, so it never takes an owned child's status and never consumes
-// ptrace stops of a child being captured. The lock is held only to check
-// and reap candidates, never for the scan, so that starting a child is
-// never delayed by it.
-func reapOrphans() int {
-	n := 0
-	for _, pid := range childPIDs() {
-		st, err := readStat(pid)
-		if err != nil || st.state != 'Z' || st.ppid != os.Getpid() {
-			continue
-		}
-		reapMu.Lock()
-		if !owned[pid] {
-			var ws unix.WaitStatus
-			if p, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil); err == nil && p == pid {
-				n++
-			}
-		}
-		reapMu.Unlock()
-	}
-	return n
-}
-
-// childPIDs lists this process's children from /proc/self/task/*/children,
-// or, where the kernel lacks that file, from a scan of /proc.
-func childPIDs() []int {
-	tasks, _ := filepath.Glob("/proc/self/task/*/children")
-	if len(tasks) > 0 {
-		var pids []int
-		for _, t := range tasks {
-			b, err := os.ReadFile(t)
-			if err != nil {
-				continue
-			}
-			for _, f := range strings.Fields(string(b)) {
-				if pid, err := strconv.Atoi(f); err == nil {
-					pids = append(pids, pid)
-				}
-			}
-		}
-		return pids
-	}
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	pids := make([]int, 0, len(entries))
-	for _, e := range entries {
-		if pid, err := strconv.Atoi(e.Name()); err == nil {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
 }
 
 // procStat is what the supervisor reads of /proc/PID/stat.

@@ -14,6 +14,9 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/mtev-supervise/mtev-supervise/internal/reap"
 	"github.com/mtev-supervise/mtev-supervise/pkg/trace"
 	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/dump"
 	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/hearts"
@@ -107,6 +110,7 @@ type child struct {
 	start     int // start count, 1 for the first child
 	started   time.Time
 	tail      *tail
+	exe       string // the executable that was started
 	crash     crashText
 	crashFD   *os.File
 	outR      *os.File
@@ -146,6 +150,14 @@ func New(cfg Config, opts Options) (*Supervisor, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
+	}
+	if cfg.Glider != "" {
+		// It runs in the incident's directory: resolve it now.
+		if p, err := exec.LookPath(cfg.Glider); err == nil {
+			if abs, err := filepath.Abs(p); err == nil {
+				cfg.Glider = abs
+			}
+		}
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -238,7 +250,7 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 		for {
 			select {
 			case <-sigchld:
-				reapOrphans()
+				reap.Orphans()
 			case <-reaperDone:
 				return
 			}
@@ -532,6 +544,12 @@ func (s *Supervisor) spawnChild(start int) (*child, error) {
 	}
 	c := &child{cmd: cmd, pid: cmd.Process.Pid, pidfd: pidfd, start: start, started: time.Now(),
 		tail: newTail(s.cfg.LogTail), mainPID: cmd.Process.Pid, outR: outR, errR: errR, crashFD: crashFD, dump: client}
+	c.exe = path
+	if s.cfg.CoreDumps {
+		// Raised right after the start: a crash in the first instant
+		// may still go without a core.
+		unix.Prlimit(c.pid, unix.RLIMIT_CORE, &unix.Rlimit{Cur: unix.RLIM_INFINITY, Max: unix.RLIM_INFINITY}, nil)
+	}
 	c.pumps.Add(2)
 	go func() { defer c.pumps.Done(); pump(outR, Stdout, c.pid, s.opts.Output, c.tail, nil) }()
 	go func() { defer c.pumps.Done(); pump(errR, Stderr, c.pid, s.opts.Output, c.tail, c.crash.line) }()
@@ -542,7 +560,7 @@ func (s *Supervisor) spawnChild(start int) (*child, error) {
 		// Only now, with the child gone, is Wait safe: a Wait pending
 		// while a capture is attached would take its ptrace stops.
 		err := cmd.Wait()
-		ReleaseOwned(c.pid)
+		reap.Release(c.pid)
 		syscall.Close(c.pidfd)
 		if werr != nil {
 			err = werr
@@ -629,7 +647,16 @@ func (s *Supervisor) exited(m exitMsg) {
 	rec.Exit = &ex
 	rec.UptimeMS = ms(uptime)
 	rec.Action = s.actionFor(clean)
-	s.record(rec, crash)
+	p := pending{rec: rec, crash: crash}
+	if ex.CoreDumped {
+		var why string
+		if p.core, why = findCore(s.cfg.Dir, c.pid, c.started); p.core != "" {
+			p.exe = c.exe
+		} else {
+			rec.Capture = &trace.Capture{Method: "none", Error: "core dumped, but " + why}
+		}
+	}
+	s.records <- p
 	s.afterDeath(uptime, clean)
 }
 

@@ -20,6 +20,8 @@ import (
 // goroutines (the goroutines scenario), the time from "the child is hung"
 // to "its goroutines are read":
 //
+//   - cooperative: a linked child's own goroutine profile, asked for over
+//     the dump channel and parsed (what a soft deadline does);
 //   - delve: Capture (attach, every goroutine and frame, detach); pause-ms is
 //     how long the child was stopped, peak-MiB the benchmark process's peak
 //     resident memory during the capture (VmHWM, reset before each capture
@@ -38,6 +40,7 @@ func BenchmarkHangToTrace100000(b *testing.B) { benchHangToTrace(b, 100000, true
 
 func benchHangToTrace(b *testing.B, n int, withCore bool) {
 	exe := scenarioPath("goroutines")
+	b.Run("cooperative", func(b *testing.B) { benchCooperative(b, n) })
 	b.Run("delve", func(b *testing.B) {
 		c := startChild(b, exe, nil, strconv.Itoa(n))
 		var pause, attach, read time.Duration

@@ -1,0 +1,121 @@
+// Package reap keeps a supervisor's orphan reaper away from the processes
+// this program started itself.
+//
+// A supervisor is a child subreaper: orphans of its child's tree become
+// its children and must be reaped (Orphans). Processes this program
+// started itself are waited for by their owners (exec.Cmd.Wait); the reaper
+// must never take their exit status. So every start goes through Start,
+// which registers the pid under the same lock the reaper takes to check a
+// candidate, and the owner calls Release after Wait.
+//
+// Orphans finds candidates in /proc rather than waiting for "any child",
+// so it never consumes the ptrace stops of a child being captured. Its lock
+// is held only to check and reap a candidate, never for the scan, so a
+// start is never delayed by it.
+package reap
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+var (
+	mu    sync.Mutex
+	owned = map[int]bool{}
+)
+
+// Start starts cmd and marks its pid as owned by the caller.
+func Start(cmd *exec.Cmd) error {
+	mu.Lock()
+	defer mu.Unlock()
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	owned[cmd.Process.Pid] = true
+	return nil
+}
+
+// Release forgets a pid registered by Start, once its owner waited for it.
+func Release(pid int) {
+	mu.Lock()
+	delete(owned, pid)
+	mu.Unlock()
+}
+
+// Orphans reaps every zombie child that nobody in this process owns and
+// returns how many it reaped.
+func Orphans() int {
+	n := 0
+	self := os.Getpid()
+	for _, pid := range children() {
+		state, ppid, err := stat(pid)
+		if err != nil || state != 'Z' || ppid != self {
+			continue
+		}
+		mu.Lock()
+		if !owned[pid] {
+			var ws unix.WaitStatus
+			if p, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil); err == nil && p == pid {
+				n++
+			}
+		}
+		mu.Unlock()
+	}
+	return n
+}
+
+// children lists this process's children from /proc/self/task/*/children,
+// or, where the kernel lacks that file, every pid in /proc.
+func children() []int {
+	var pids []int
+	tasks, _ := filepath.Glob("/proc/self/task/*/children")
+	if len(tasks) > 0 {
+		for _, t := range tasks {
+			b, err := os.ReadFile(t)
+			if err != nil {
+				continue
+			}
+			for _, f := range strings.Fields(string(b)) {
+				if pid, err := strconv.Atoi(f); err == nil {
+					pids = append(pids, pid)
+				}
+			}
+		}
+		return pids
+	}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		if pid, err := strconv.Atoi(e.Name()); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+var errStat = errors.New("reap: malformed stat")
+
+// stat reads the state letter and parent pid of pid.
+func stat(pid int) (state byte, ppid int, err error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, 0, err
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 >= len(b) {
+		return 0, 0, errStat
+	}
+	f := bytes.Fields(b[i+2:])
+	if len(f) < 2 {
+		return 0, 0, errStat
+	}
+	ppid, err = strconv.Atoi(string(f[1]))
+	return f[0][0], ppid, err
+}
