@@ -63,7 +63,7 @@ func demoCmd(ctx context.Context, env *Env, args []string) error {
 		ctx, cancel = context.WithTimeout(ctx, *duration)
 		defer cancel()
 	}
-	err = supervise(ctx, env, cfg, "prefix", false, nil)
+	err = supervise(ctx, env, cfg, "prefix", false, nil, nil)
 	stateFlag := ""
 	if *dirFlag != "" {
 		stateFlag = " --state-dir " + *dirFlag

@@ -7,9 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"os/exec"
 	"os/signal"
 	"strings"
 	"sync"
@@ -18,15 +16,11 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/mtev-supervise/mtev-supervise/pkg/log"
 	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog"
 )
 
-// Exit statuses of `run` beyond the common ones. Documented in the README.
 const (
-	ExitCrashLoop   = 3   // the crash-loop limit was reached
-	ExitSameCrash   = 4   // the same-crash limit was reached
-	ExitNotExec     = 126 // the command exists but cannot be executed
-	ExitNotFound    = 127 // the command was not found
 	runSynopsis     = "run [flags] -- CMD [ARGS...]"
 	outputFormatDoc = "how child output is written: plain (as is), prefix (name[pid]: line) or json (one object per line)"
 )
@@ -49,6 +43,10 @@ type runFlags struct {
 	hearts   string
 	quiet    bool
 	config   string
+
+	logFile        string
+	logRotateBytes int64
+	logRetain      int
 }
 
 func (f *runFlags) bind(fs *flag.FlagSet) {
@@ -80,6 +78,9 @@ func (f *runFlags) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&c.SameCrashSpan, "same-crash-span", watchdog.DefaultSameCrashSpan, "window of --same-crash-limit")
 	fs.StringVar(&f.output, "output", "plain", outputFormatDoc)
 	fs.BoolVar(&f.quiet, "quiet", false, "do not print supervisor events")
+	fs.StringVar(&f.logFile, "log-file", "", "also write child output and supervisor events to this file (rotated; reopened on USR1)")
+	fs.Int64Var(&f.logRotateBytes, "log-rotate-bytes", 64<<20, "with --log-file: rotate past this size")
+	fs.IntVar(&f.logRetain, "log-retain", 10, "with --log-file: rotated files kept")
 	fs.StringVar(&f.config, "config", "", "XML file with a <run> section: every flag as an attribute, <command>, <arg> and <env> children; flags win")
 }
 
@@ -126,23 +127,53 @@ func parseSignal(s string) (syscall.Signal, error) {
 }
 
 func runCmd(ctx context.Context, env *Env, args []string) error {
-	cfg, f, err := loadRun(env, args)
+	logs := log.New(log.WithStderr(env.Stderr))
+	defer logs.Close()
+	cfg, f, err := loadRun(env, args, logs)
 	if err != nil {
 		return err
 	}
+	if f.logFile != "" {
+		if err := logToFile(logs, f); err != nil {
+			return usageError("--log-file: %v", err)
+		}
+	}
 	var reload func() (watchdog.Config, error)
 	if f.config != "" {
-		// HUP re-reads the file; the command line still wins.
+		// HUP re-reads the file; the command line still wins. The
+		// <logs> section is read at start only.
 		reload = func() (watchdog.Config, error) {
-			cfg, _, err := loadRun(env, args)
+			cfg, _, err := loadRun(env, args, nil)
 			return cfg, err
 		}
 	}
-	return supervise(ctx, env, cfg, f.output, f.quiet, reload)
+	return supervise(ctx, env, cfg, f.output, f.quiet, logs, reload)
 }
 
-// loadRun parses the flags of `run` and the configuration file they name.
-func loadRun(env *Env, args []string) (watchdog.Config, *runFlags, error) {
+// logToFile sends child output and supervisor events to a rotating file
+// through the log graph (facility "output", type file, plain).
+func logToFile(logs *log.Graph, f *runFlags) error {
+	err := logs.Configure(log.Spec{
+		Name: "output",
+		Type: "file",
+		Path: f.logFile,
+		File: log.FileOptions{RotateBytes: f.logRotateBytes, RetainCount: f.logRetain},
+	})
+	if err != nil {
+		return err
+	}
+	for _, from := range []string{"child", "supervisor"} {
+		logs.Facility(from)
+		if err := logs.Connect(from, "output"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// loadRun parses the flags of `run` and the configuration file they name;
+// logs, when not nil, is configured from the file's <logs> section.
+func loadRun(env *Env, args []string, logs *log.Graph) (watchdog.Config, *runFlags, error) {
 	var f runFlags
 	fs := newFlagSet(env, "run", runSynopsis)
 	f.bind(fs)
@@ -152,7 +183,7 @@ func loadRun(env *Env, args []string) (watchdog.Config, *runFlags, error) {
 	command := fs.Args()
 	var extraEnv []string
 	if f.config != "" {
-		fileCommand, fileEnv, err := applyConfig(f.config, fs)
+		fileCommand, fileEnv, err := applyConfig(f.config, fs, logs)
 		if err != nil {
 			return watchdog.Config{}, nil, err
 		}
@@ -176,15 +207,23 @@ func loadRun(env *Env, args []string) (watchdog.Config, *runFlags, error) {
 // status. TERM and INT stop it gracefully (ctx); HUP, USR1 and USR2 are
 // forwarded to the child. With reload set, HUP first reloads the
 // configuration: a bad file is reported (file:line) and changes nothing.
-func supervise(ctx context.Context, env *Env, cfg watchdog.Config, output string, quiet bool, reload func() (watchdog.Config, error)) error {
+// USR1 also reopens the log graph's files. Child output and supervisor
+// events go to the terminal (per output) and through logs, facilities
+// "child/stdout", "child/stderr" and "supervisor", which reach nothing
+// unless the configuration connects them.
+func supervise(ctx context.Context, env *Env, cfg watchdog.Config, output string, quiet bool, logs *log.Graph, reload func() (watchdog.Config, error)) error {
 	w := newOutputWriter(env, output)
+	w.quiet = quiet
+	if logs != nil {
+		w.facilities = map[watchdog.Stream]*log.Facility{
+			watchdog.Stdout: logs.Facility("child/stdout"),
+			watchdog.Stderr: logs.Facility("child/stderr"),
+		}
+		w.supervisor = logs.Facility("supervisor")
+	}
 	sup, err := watchdog.New(cfg, watchdog.Options{
 		Output: w.line,
-		Events: func(e watchdog.Event) {
-			if !quiet {
-				w.event(e)
-			}
-		},
+		Events: w.event,
 	})
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrUsage, err)
@@ -202,6 +241,11 @@ func supervise(ctx context.Context, env *Env, cfg watchdog.Config, output string
 		for {
 			select {
 			case sig := <-fwd:
+				if sig == syscall.SIGUSR1 && logs != nil {
+					if err := logs.Reopen(); err != nil {
+						w.event(watchdog.Warning{Err: fmt.Errorf("reopen logs: %w", err)})
+					}
+				}
 				if sig == syscall.SIGHUP && reload != nil {
 					if err := reconfigure(sup, reload); err != nil {
 						w.event(watchdog.Warning{Err: fmt.Errorf("reload refused, the running configuration stays: %w", err)})
@@ -229,28 +273,20 @@ func reconfigure(sup *watchdog.Supervisor, reload func() (watchdog.Config, error
 	return sup.Reconfigure(cfg)
 }
 
-// runStatus maps the end of a supervisor to the documented exit status.
+// runStatus maps the end of a supervisor to its documented exit status.
 func runStatus(err error) error {
-	var ce *watchdog.ChildExitError
-	switch {
-	case err == nil:
+	code := watchdog.ExitStatus(err)
+	switch code {
+	case watchdog.ExitOK:
 		return nil
-	case errors.As(err, &ce):
-		return &StatusError{Code: ce.Status()}
-	case errors.Is(err, watchdog.ErrCrashLoop):
-		return &StatusError{Code: ExitCrashLoop, Err: err}
-	case errors.Is(err, watchdog.ErrSameCrash):
-		return &StatusError{Code: ExitSameCrash, Err: err}
-	case errors.Is(err, watchdog.ErrStart):
-		code := ExitNotExec
-		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
-			code = ExitNotFound
-		}
-		return &StatusError{Code: code, Err: err}
-	case errors.Is(err, watchdog.ErrConfig):
+	case watchdog.ExitConfig:
 		return fmt.Errorf("%w: %v", ErrUsage, err)
 	}
-	return err
+	var ce *watchdog.ChildExitError
+	if errors.As(err, &ce) {
+		return &StatusError{Code: code} // the child's own status, already reported
+	}
+	return &StatusError{Code: code, Err: err}
 }
 
 // outputWriter writes child lines and supervisor events, one whole line
@@ -262,6 +298,12 @@ type outputWriter struct {
 	format  string
 	service string
 	buf     []byte
+	quiet   bool // events go to the log graph only
+
+	// Log facilities (nil without a graph); looked up once, since a
+	// line's path must stay cheap.
+	facilities map[watchdog.Stream]*log.Facility
+	supervisor *log.Facility
 }
 
 func newOutputWriter(env *Env, format string) *outputWriter {
@@ -269,6 +311,11 @@ func newOutputWriter(env *Env, format string) *outputWriter {
 }
 
 func (w *outputWriter) line(l watchdog.Line) {
+	if f := w.facilities[l.Stream]; f != nil {
+		if e := f.Log(); e != nil {
+			e.Str("service", w.service).Int("pid", l.PID).Bool("partial", l.Partial).Msg(string(l.Text))
+		}
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	dst := w.stdout
@@ -302,6 +349,14 @@ func (w *outputWriter) line(l watchdog.Line) {
 }
 
 func (w *outputWriter) event(e watchdog.Event) {
+	if w.supervisor != nil {
+		if le := w.supervisor.Log(); le != nil {
+			le.Str("service", w.service).Str("event", fmt.Sprintf("%T", e)[len("watchdog."):]).Msg(e.String())
+		}
+	}
+	if w.quiet {
+		return
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.format == "json" {

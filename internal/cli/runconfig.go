@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/mtev-supervise/mtev-supervise/pkg/config"
+	"github.com/mtev-supervise/mtev-supervise/pkg/log"
 )
 
 // The <run> section of a configuration file given to `run --config`:
@@ -73,15 +74,21 @@ func flagType(f *flag.Flag) config.Type {
 	return config.TypeString
 }
 
-// applyConfig loads path, validates its <run> section and sets every flag
-// that the command line did not set from it. It returns the command and
-// the extra environment the file names.
-func applyConfig(path string, fs *flag.FlagSet) (command, env []string, err error) {
-	c, err := config.Load(path, config.Options{NoWriteBack: true, Sections: []config.Section{runSection}})
+// applyConfig loads path, validates its <run> and <logs> sections, sets
+// every flag that the command line did not set from <run>, and, when logs
+// is not nil, configures it from <logs>. It returns the command and the
+// extra environment the file names.
+func applyConfig(path string, fs *flag.FlagSet, logs *log.Graph) (command, env []string, err error) {
+	c, err := config.Load(path, config.Options{NoWriteBack: true, Sections: []config.Section{runSection, log.ConfigSection}})
 	if err != nil {
 		return nil, nil, usageError("%v", err)
 	}
 	defer c.Close()
+	if logs != nil {
+		if err := logs.ConfigureFrom(c); err != nil {
+			return nil, nil, usageError("%v", err)
+		}
+	}
 	vals, err := c.Section(runSection)
 	if err != nil {
 		return nil, nil, usageError("%v", err)
