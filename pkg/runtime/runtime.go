@@ -186,7 +186,7 @@ func superviseSelf(app App) int {
 	cfg.Name = app.Name
 	cfg.Command = append([]string{exe}, os.Args[1:]...)
 	if cfg.StateDir == "" {
-		cfg.StateDir = DefaultStateDir()
+		cfg.StateDir = watchdog.DefaultStateDir(os.Getenv)
 	}
 	events := app.Events
 	if events == nil {
@@ -215,30 +215,11 @@ func superviseSelf(app App) int {
 	}()
 	err = sup.Serve(ctx)
 	close(done)
-	return ExitStatus(err)
-}
-
-// ExitStatus maps the end of a supervisor to the exit status documented
-// for mtev-supervise run.
-func ExitStatus(err error) int {
 	var ce *watchdog.ChildExitError
-	switch {
-	case err == nil:
-		return 0
-	case errors.As(err, &ce):
-		return ce.Status()
-	case errors.Is(err, watchdog.ErrCrashLoop):
-		fmt.Fprintln(os.Stderr, err)
-		return 3
-	case errors.Is(err, watchdog.ErrSameCrash):
-		fmt.Fprintln(os.Stderr, err)
-		return 4
-	case errors.Is(err, watchdog.ErrConfig):
-		fmt.Fprintln(os.Stderr, err)
-		return 2
+	if err != nil && !errors.As(err, &ce) {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", app.Name, err)
 	}
-	fmt.Fprintln(os.Stderr, err)
-	return 1
+	return watchdog.ExitStatus(err)
 }
 
 // passThrough writes child output to the same stream of this process.
@@ -252,17 +233,4 @@ func passThrough(l watchdog.Line) {
 		b = b[:len(b)-1]
 	}
 	w.Write(b)
-}
-
-// DefaultStateDir is $MTEV_STATE_DIR, else $XDG_STATE_HOME/mtev-supervise,
-// else ~/.local/state/mtev-supervise: the same as mtev-supervise's.
-func DefaultStateDir() string {
-	if d := os.Getenv("MTEV_STATE_DIR"); d != "" {
-		return d
-	}
-	if d := os.Getenv("XDG_STATE_HOME"); filepath.IsAbs(d) {
-		return filepath.Join(d, "mtev-supervise")
-	}
-	home, _ := os.UserHomeDir()
-	return filepath.Join(home, ".local", "state", "mtev-supervise")
 }
