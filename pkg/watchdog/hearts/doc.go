@@ -50,7 +50,8 @@
 // from timeouts of 1.54 s up, and 1 ms keeps the parent's cost negligible
 // (one pass reads 128 bytes per slot, a few microseconds for 1024 slots)
 // even for very short timeouts. At libmtev's default 5 s timeout this is
-// libmtev's own 77 ms; at a 100 ms timeout it is 5 ms.
+// libmtev's own 77 ms; at a 100 ms timeout it is 5 ms. While no heart is
+// in use the interval is IdlePollInterval (250 ms).
 //
 // # Layout (version 1.0)
 //

@@ -16,7 +16,9 @@ const (
 const (
 	MinPollInterval = time.Millisecond
 	MaxPollInterval = 77 * time.Millisecond
-	pollDivisor     = 20
+	// IdlePollInterval is the poll interval while no heart is in use.
+	IdlePollInterval = 250 * time.Millisecond
+	pollDivisor      = 20
 )
 
 // MonitorConfig sets a Monitor's deadlines. Zero fields take the defaults
@@ -226,8 +228,12 @@ func (m *Monitor) Reset(now time.Time) {
 }
 
 // PollInterval is how often Check should be called: the smallest timeout of
-// the hearts seen at the last Check (the default timeout before any) divided
-// by 20, clamped to [MinPollInterval, MaxPollInterval].
+// the hearts seen at the last Check (the default timeout before any Check)
+// divided by 20, clamped to [MinPollInterval, MaxPollInterval]; or
+// IdlePollInterval when the last Check saw no heart in use, so that an idle
+// child whose program never creates hearts costs its supervisor almost
+// nothing. A heart is then seen at most IdlePollInterval after its
+// creation.
 func (m *Monitor) PollInterval() time.Duration { return m.poll }
 
 func pollFor(timeout time.Duration) time.Duration {
@@ -310,9 +316,12 @@ func (m *Monitor) Check(now time.Time) []Event {
 		}
 	}
 	if smallest == 0 {
-		smallest = m.cfg.DefaultTimeout
+		// No heart in use: nothing can stall but the child-wide start-up
+		// deadline, which is far longer; poll slowly until one appears.
+		m.poll = IdlePollInterval
+	} else {
+		m.poll = pollFor(smallest)
 	}
-	m.poll = pollFor(smallest)
 	if age := now.Sub(m.start); !m.childDone && age > m.cfg.Startup {
 		m.childDone = true // decided once, at the first check past the deadline
 		ev := Event{Kind: StartupStall, Slot: -1, Age: age, Deadline: m.cfg.Startup}

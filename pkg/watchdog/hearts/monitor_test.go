@@ -293,8 +293,10 @@ func TestPollInterval(t *testing.T) {
 		hearts []time.Duration
 		want   time.Duration
 	}{
-		{0, nil, MaxPollInterval},                           // 5 s default: libmtev's 77 ms
-		{100 * time.Millisecond, nil, 5 * time.Millisecond}, // default timeout / 20
+		{0, nil, IdlePollInterval},                                         // no heart in use: idle
+		{100 * time.Millisecond, nil, IdlePollInterval},                    // still idle: no heart
+		{0, []time.Duration{0}, MaxPollInterval},                           // 5 s default: libmtev's 77 ms
+		{100 * time.Millisecond, []time.Duration{0}, 5 * time.Millisecond}, // default timeout / 20
 		{time.Second, []time.Duration{100 * time.Millisecond, 0}, 5 * time.Millisecond},
 		{time.Second, []time.Duration{10 * time.Millisecond}, MinPollInterval},
 		{time.Hour, []time.Duration{0, 2 * time.Second}, MaxPollInterval},
