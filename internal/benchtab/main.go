@@ -135,6 +135,17 @@ func parse(r io.Reader) ([]*figure, error) {
 	return figs, sc.Err()
 }
 
+// hasCustomTime reports whether a result has a timing or rate metric of
+// its own besides ns/op.
+func hasCustomTime(r *result) bool {
+	for _, u := range r.order {
+		if u != "ns/op" && (strings.HasSuffix(u, "ms") || strings.HasSuffix(u, "us") || strings.HasSuffix(u, "/s")) {
+			return true
+		}
+	}
+	return false
+}
+
 func trimProcs(name string) string {
 	if i := strings.LastIndexByte(name, '-'); i > 0 {
 		if _, err := strconv.Atoi(name[i+1:]); err == nil {
@@ -170,10 +181,13 @@ func render(w io.Writer, figs []*figure, format string) error {
 		}
 		for _, s := range subjects {
 			res := f.results[s]
+			custom := hasCustomTime(res)
 			for _, unit := range res.order {
 				v := res.metrics[unit]
-				if v == 0 {
-					continue // a benchmark reports 0 ns/op when its figures are custom
+				if v == 0 || (unit == "ns/op" && custom) {
+					// A benchmark with figures of its own (median-ms,
+					// msgs/s, ...) has an ns/op that says nothing more.
+					continue
 				}
 				matched := false
 				for _, b := range bases {

@@ -12,7 +12,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mtev-supervise/mtev-supervise/pkg/config"
 	"github.com/mtev-supervise/mtev-supervise/pkg/eventer"
+	"github.com/mtev-supervise/mtev-supervise/pkg/log"
 	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog"
 	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/dump"
 	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/hearts"
@@ -43,6 +45,11 @@ type App struct {
 	// FlightRecorder is the window of the runtime/trace flight recorder
 	// whose snapshot goes with a dump; zero means 10 s, negative off.
 	FlightRecorder time.Duration
+	// ConfigFile is the application's XML configuration (optional). Its
+	// <eventer> section overrides Eventer, its <logs> section configures
+	// Runtime.Logs; both are validated with file:line errors. Runtime.Reload
+	// re-reads it.
+	ConfigFile string
 }
 
 // Runtime is the running framework, handed to App.Start and App.Run.
@@ -56,6 +63,12 @@ type Runtime struct {
 	StartCount int
 	// Supervised says whether a supervisor watches this process.
 	Supervised bool
+	// Config is the loaded configuration file (nil without one).
+	Config *config.Config
+	// Logs is the log graph: the built-in facilities (error, notice,
+	// debug, stderr) and whatever the <logs> section adds. SIGUSR1 reopens
+	// its files.
+	Logs *log.Graph
 }
 
 // Main runs app and exits the process with its status. Call it from main.
@@ -83,7 +96,22 @@ func Run(app App) int {
 func runChild(app App, supervised bool) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	rt := &Runtime{Supervised: supervised}
+	rt := &Runtime{Supervised: supervised, Logs: log.New()}
+	defer rt.Logs.Close()
+	if app.ConfigFile != "" {
+		if err := loadConfig(&app, rt); err != nil {
+			fmt.Fprintf(os.Stderr, "%s: %v\n", app.Name, err)
+			return watchdog.ExitConfig
+		}
+		defer rt.Config.Close()
+	}
+	reopenCtx, stopReopen := context.WithCancel(ctx)
+	reopenDone := make(chan struct{})
+	defer func() { stopReopen(); <-reopenDone }()
+	go func() {
+		defer close(reopenDone)
+		_ = rt.Logs.ServeReopen(reopenCtx)
+	}()
 	if supervised {
 		if err := joinSupervisor(ctx, app, rt); err != nil {
 			fmt.Fprintf(os.Stderr, "%s: %v\n", app.Name, err)

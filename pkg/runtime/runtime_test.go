@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -147,5 +148,54 @@ func TestHungLoopIsNamed(t *testing.T) {
 	}
 	if recs[0].Stall.Stage != "soft" || recs[1].Stall.Stage != "hard" {
 		t.Fatalf("stages %s, %s", recs[0].Stall.Stage, recs[1].Stall.Stage)
+	}
+}
+
+// The configuration file shapes the eventer (<eventer><config>) and the
+// logs (<logs>); a bad one is refused with file:line and status 2.
+func TestConfigFile(t *testing.T) {
+	t.Setenv(ForegroundEnv, "1")
+	dir := t.TempDir()
+	logPath := dir + "/app.log"
+	good := dir + "/app.xml"
+	os.WriteFile(good, []byte(`<app>
+  <eventer><config><concurrency>3</concurrency><loop_io>2,1</loop_io></config></eventer>
+  <logs>
+    <log name="file" type="file_synch" path="`+logPath+`"/>
+    <log name="notice"><outlet name="file"/></log>
+  </logs>
+</app>
+`), 0o644)
+	var pools string
+	code := Run(App{Name: "cfg", ConfigFile: good, Run: func(ctx context.Context, rt *Runtime) error {
+		pools = fmt.Sprintf("default=%d io=%d", rt.Eventer.Default().Len(), rt.Eventer.Pool("io").Len())
+		rt.Logs.Facility("notice").Log().Msg("configured by file")
+		// Reload on request: a bad edit is refused and the running
+		// configuration stays; a good one reports what changed.
+		os.WriteFile(good, []byte("<app><eventer><config><concurrency>x</concurrency></config></eventer>\n"), 0o644)
+		if _, err := rt.Reload(); err == nil {
+			return errors.New("reload of a broken file succeeded")
+		}
+		os.WriteFile(good, []byte(`<app><eventer><config><concurrency>4</concurrency></config></eventer></app>`), 0o644)
+		changed, err := rt.Reload()
+		if err != nil || len(changed) == 0 {
+			return fmt.Errorf("reload: changed %v, %v", changed, err)
+		}
+		return nil
+	}})
+	if code != 0 {
+		t.Fatalf("Run: status %d", code)
+	}
+	if pools != "default=3 io=2" {
+		t.Fatalf("pools %s", pools)
+	}
+	if b, _ := os.ReadFile(logPath); !strings.Contains(string(b), "[notice] configured by file") {
+		t.Fatalf("log file: %q", b)
+	}
+
+	bad := dir + "/bad.xml"
+	os.WriteFile(bad, []byte("<app>\n  <eventer><config><loop_io>two</loop_io></config></eventer>\n</app>\n"), 0o644)
+	if code := Run(App{Name: "cfg", ConfigFile: bad}); code != watchdog.ExitConfig {
+		t.Fatalf("bad file: status %d, want %d", code, watchdog.ExitConfig)
 	}
 }

@@ -87,6 +87,7 @@ func benchCooperative(b *testing.B, n int) {
 	defer client.Close()
 	dir := b.TempDir()
 	var childTime time.Duration
+	var got int
 	b.ResetTimer()
 	for range b.N {
 		res, err := client.Request(context.Background(), dir, 5*time.Minute)
@@ -113,11 +114,15 @@ func benchCooperative(b *testing.B, n int) {
 				}
 			}
 		}
-		if parked != n {
+		// The runtime caps a debug=2 goroutine profile at 64 MiB (about
+		// 80,000 goroutines of this depth): past that it is truncated.
+		if parked != n && (n < 50000 || parked < 50000) {
 			b.Fatalf("parsed %d parked goroutines, want %d", parked, n)
 		}
+		got = parked
 	}
 	b.StopTimer()
 	b.ReportMetric(ms(b.Elapsed())/float64(b.N), "ms")
 	b.ReportMetric(ms(childTime)/float64(b.N), "child-ms")
+	b.ReportMetric(float64(got), "goroutines-read")
 }

@@ -51,7 +51,8 @@
 // (one pass reads 128 bytes per slot, a few microseconds for 1024 slots)
 // even for very short timeouts. At libmtev's default 5 s timeout this is
 // libmtev's own 77 ms; at a 100 ms timeout it is 5 ms. While no heart is
-// in use the interval is IdlePollInterval (250 ms).
+// in use the interval is IdlePollInterval (1 s): a heart is seen at most a
+// second after its creation, and its clock starts then.
 //
 // # Layout (version 1.0)
 //

@@ -17,7 +17,7 @@ const (
 	MinPollInterval = time.Millisecond
 	MaxPollInterval = 77 * time.Millisecond
 	// IdlePollInterval is the poll interval while no heart is in use.
-	IdlePollInterval = 250 * time.Millisecond
+	IdlePollInterval = time.Second
 	pollDivisor      = 20
 )
 
