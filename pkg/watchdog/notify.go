@@ -142,7 +142,7 @@ func (s *Supervisor) handleNotify(m notifyMsg) {
 	if c == nil || c.planned != "" {
 		return
 	}
-	if m.pid == 0 || !inTree(m.pid, c.pid) {
+	if m.pid == 0 || (!inTree(m.pid, c.pid) && !vanished(m.pid)) {
 		s.event(Warning{Err: fmt.Errorf("watchdog: notify message from pid %d, not in the child's process tree: ignored", m.pid)})
 		return
 	}
@@ -209,6 +209,16 @@ func (s *Supervisor) handleNotify(m notifyMsg) {
 			c.mainPID = pid
 		}
 	}
+}
+
+// vanished reports whether pid no longer exists. A notify sender that ran
+// and exited before its datagram was read (a systemd-notify style helper)
+// cannot be placed in the process tree any more; it is accepted, since
+// only the supervisor's own user can reach the socket (mode 0600 in a 0700
+// directory). A sender that still exists must be in the child's tree.
+func vanished(pid int) bool {
+	_, err := os.Stat("/proc/" + strconv.Itoa(pid))
+	return errors.Is(err, os.ErrNotExist)
 }
 
 // armWatchdog (re)starts the notify watchdog deadline, when one is set and

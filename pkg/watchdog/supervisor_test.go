@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -312,5 +313,40 @@ func TestLongLinesArriveInPieces(t *testing.T) {
 	}
 	if total != 150000 || string(pieces[len(pieces)-1].Text) != "end" {
 		t.Fatalf("pieces carry %d bytes, last %q", total, pieces[len(pieces)-1].Text)
+	}
+}
+
+// A notify message from a live process outside the child's tree is
+// ignored: here the test process itself claims the child is ready, and the
+// start-up deadline still fires.
+func TestNotifyFromStrangerIgnored(t *testing.T) {
+	s, ev := newTestSupervisor(t, Config{
+		Name:           "strange",
+		Command:        []string{"sleep", "1000"},
+		Notify:         true,
+		StartupTimeout: time.Second,
+		Restart:        RestartNever,
+	})
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(context.Background()) }()
+	path := filepath.Join(s.cfg.StateDir, "run", "strange.notify")
+	waitFor(t, "the notify socket", func() bool { _, err := os.Stat(path); return err == nil })
+	conn, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Write([]byte("READY=1"))
+	conn.Close()
+	if err := <-done; err == nil {
+		t.Fatal("Serve: want the child killed for its start-up stall")
+	}
+	if n := ev.count(func(e Event) bool { _, ok := e.(Ready); return ok }); n != 0 {
+		t.Fatal("a stranger's READY=1 was honoured")
+	}
+	if n := ev.count(func(e Event) bool {
+		w, ok := e.(Warning)
+		return ok && strings.Contains(w.Err.Error(), "not in the child's process tree")
+	}); n != 1 {
+		t.Fatalf("%d warnings about the stranger, want 1", n)
 	}
 }
