@@ -198,9 +198,17 @@ type captureOpts struct {
 // wedged runtime). Every attempt is listed in rec.Capture. It runs on its
 // own goroutine and touches no supervisor state.
 func capture(c *child, rec *trace.Record, o captureOpts, killNow func()) {
-	if res, err := trace.SampleResources(c.pid); err == nil {
-		rec.Resources = res
+	// Resource use over a short interval, per thread too: it tells a
+	// starved process (runnable, waiting for a CPU) from a deadlocked one.
+	smp := trace.NewSampler(c.pid, trace.SamplerOptions{})
+	var sampled []trace.Thread
+	if _, _, err := smp.Sample(); err == nil {
+		time.Sleep(trace.ResourceInterval)
+		if res, threads, err := smp.Sample(); err == nil {
+			rec.Resources, sampled = res, threads
+		}
 	}
+	defer func() { rec.Threads = mergeThreads(rec.Threads, sampled) }()
 	capt := &trace.Capture{Method: "none"}
 	rec.Capture = capt
 	t0 := time.Now()
@@ -246,6 +254,28 @@ func capture(c *child, rec *trace.Record, o captureOpts, killNow func()) {
 	if capt.Method != "none" {
 		capt.Error = ""
 	}
+}
+
+// mergeThreads adds the sampled state and CPU use to the threads a
+// capture read (with their stacks), or returns the sampled threads when
+// the capture read none.
+func mergeThreads(captured, sampled []trace.Thread) []trace.Thread {
+	if len(captured) == 0 {
+		return sampled
+	}
+	byID := make(map[int]trace.Thread, len(sampled))
+	for _, t := range sampled {
+		byID[t.ID] = t
+	}
+	for i := range captured {
+		if t, ok := byID[captured[i].ID]; ok {
+			captured[i].CPUMS = t.CPUMS
+			if captured[i].State == "" {
+				captured[i].State = t.State
+			}
+		}
+	}
+	return captured
 }
 
 // runGlider runs the external tracer on the stalled child.

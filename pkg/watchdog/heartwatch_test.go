@@ -112,6 +112,9 @@ func TestHeartStallSoftThenHard(t *testing.T) {
 		if r.Fingerprint == "" {
 			t.Fatalf("record %s: no fingerprint", r.ID)
 		}
+		if len(r.Threads) == 0 || r.Threads[0].State == "" || r.Resources == nil || r.Resources.Threads == 0 {
+			t.Fatalf("record %s: threads %+v resources %+v", r.ID, r.Threads, r.Resources)
+		}
 	}
 	if soft.PID != hard.PID {
 		t.Fatalf("soft stall pid %d, hard stall pid %d: the soft stage must not kill", soft.PID, hard.PID)
