@@ -245,7 +245,11 @@ func capture(c *child, rec *trace.Record, o captureOpts, killNow func()) {
 	capt.DurationMS = ms(time.Since(t0))
 	for _, a := range capt.Attempts {
 		if a.Error != "" {
-			capt.Error = strings.TrimPrefix(capt.Error+"; ", "; ") + a.Method + ": " + a.Error
+			msg := a.Error
+			if !strings.HasPrefix(msg, a.Method+": ") {
+				msg = a.Method + ": " + msg
+			}
+			capt.Error = strings.TrimPrefix(capt.Error+"; ", "; ") + msg
 		}
 	}
 	if capt.Method == "none" && capt.Error == "" {

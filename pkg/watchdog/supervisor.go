@@ -18,6 +18,7 @@ import (
 
 	"github.com/mtev-supervise/mtev-supervise/internal/reap"
 	"github.com/mtev-supervise/mtev-supervise/pkg/trace"
+	"github.com/mtev-supervise/mtev-supervise/pkg/trace/delve"
 	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/dump"
 	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/hearts"
 )
@@ -545,6 +546,18 @@ func (s *Supervisor) spawnChild(start int) (*child, error) {
 	c := &child{cmd: cmd, pid: cmd.Process.Pid, pidfd: pidfd, start: start, started: time.Now(),
 		tail: newTail(s.cfg.LogTail), mainPID: cmd.Process.Pid, outR: outR, errR: errR, crashFD: crashFD, dump: client}
 	c.exe = path
+	if start == 1 {
+		// Check once, off the loop, that a capture from outside can work,
+		// and warm the page cache with the executable's debug information
+		// (Delve reloads it at every attach; it cannot be kept loaded).
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if _, err := delve.Preload(path, nil); errors.Is(err, delve.ErrNoDebugInfo) || errors.Is(err, delve.ErrGoVersion) {
+				s.event(Warning{Err: fmt.Errorf("watchdog: stalls of %s cannot be captured from outside: %w", path, err)})
+			}
+		}()
+	}
 	if s.cfg.CoreDumps {
 		// Raised right after the start: a crash in the first instant
 		// may still go without a core.
