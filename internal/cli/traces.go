@@ -213,26 +213,33 @@ func readAll(env *Env, r *journal.Reader) ([]*trace.Record, error) {
 	}
 }
 
-func tracesList(ctx context.Context, env *Env, args []string) error {
-	fs := newFlagSet(env, "traces list", tracesListSynopsis)
+// selectRecords parses the flags list and top share and reads the records
+// they select.
+func selectRecords(env *Env, name, synopsis string, args []string) ([]*trace.Record, bool, error) {
+	fs := newFlagSet(env, "traces "+name, synopsis)
 	var filter traceFilter
 	filter.bind(fs)
 	asJSON := fs.Bool("json", false, "machine-readable output: a JSON array")
 	dirFlag := fs.String("state-dir", "", stateDirDoc)
 	if err := parseFlags(fs, args); err != nil {
-		return err
+		return nil, false, err
 	}
 	if fs.NArg() > 0 {
-		return usageError("traces list: unexpected argument %q", fs.Arg(0))
+		return nil, false, usageError("traces %s: unexpected argument %q", name, fs.Arg(0))
 	}
 	if err := filter.check(); err != nil {
-		return err
+		return nil, false, err
 	}
 	recs, err := readFiltered(env, *dirFlag, &filter)
+	return recs, *asJSON, err
+}
+
+func tracesList(ctx context.Context, env *Env, args []string) error {
+	recs, asJSON, err := selectRecords(env, "list", tracesListSynopsis, args)
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	if asJSON {
 		rows := make([]listRow, 0, len(recs))
 		for _, r := range recs {
 			rows = append(rows, newListRow(r))
@@ -394,26 +401,12 @@ type topRow struct {
 }
 
 func tracesTop(ctx context.Context, env *Env, args []string) error {
-	fs := newFlagSet(env, "traces top", tracesTopSynopsis)
-	var filter traceFilter
-	filter.bind(fs)
-	asJSON := fs.Bool("json", false, "machine-readable output: a JSON array")
-	dirFlag := fs.String("state-dir", "", stateDirDoc)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError("traces top: unexpected argument %q", fs.Arg(0))
-	}
-	if err := filter.check(); err != nil {
-		return err
-	}
-	recs, err := readFiltered(env, *dirFlag, &filter)
+	recs, asJSON, err := selectRecords(env, "top", tracesTopSynopsis, args)
 	if err != nil {
 		return err
 	}
 	rows := topRows(recs)
-	if *asJSON {
+	if asJSON {
 		return writeIndentedJSON(env.Stdout, rows)
 	}
 	if len(rows) == 0 {
