@@ -191,11 +191,18 @@ func TestSamplerRealChildren(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond) // sampling interval, not a wait for a condition
 	}
+	// A fresh interval for the sleeper, after its start-up. Starved is not
+	// checked here: a sleeping process's few wake-ups can queue behind
+	// other work on a loaded host (TestSamplerStarvedChild covers it).
+	if _, _, err := sleepS.Sample(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // sampling interval, not a wait for a condition
 	r, _, err := sleepS.Sample()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.CPUPct >= 50 || r.Starved {
+	if r.CPUPct >= 50 {
 		t.Errorf("sleeping child: %+v", r)
 	}
 	if spinR.RSSBytes == 0 || spinR.Threads < 1 || spinR.OpenFDs < 3 {
