@@ -30,7 +30,8 @@ type Options struct {
 	// Timeout is the default pool's heart timeout; zero means 5 s.
 	Timeout time.Duration
 	// Pools are the named pools. One named "default" replaces the default
-	// pool's concurrency and timeout. A pool with zero concurrency gets the
+	// pool's concurrency and timeout, and sets whether its loops are locked
+	// to OS threads. A pool with zero concurrency gets the
 	// default pool's, one with zero timeout the default timeout.
 	Pools []PoolOptions
 	// Queues are the named job queues. One named "default_queue" replaces
@@ -96,6 +97,7 @@ func New(opts Options) (*System, error) {
 			if po.Timeout != 0 {
 				pools[0].Timeout = po.Timeout
 			}
+			pools[0].LockOSThread = po.LockOSThread
 			continue
 		}
 		pools = append(pools, po)

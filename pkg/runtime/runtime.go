@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -170,6 +171,7 @@ func serve(ctx context.Context, app App, rt *Runtime) error {
 	opts := app.Eventer
 	if rt.Hearts != nil {
 		t := rt.Hearts
+		locked := lockedPools(opts)
 		opts.NewHeart = func(name string, timeout time.Duration) eventer.Heart {
 			h, err := t.NewHeart(name, timeout)
 			if err != nil {
@@ -177,6 +179,11 @@ func serve(ctx context.Context, app App, rt *Runtime) error {
 				// service down.
 				fmt.Fprintf(os.Stderr, "runtime: heart for %s: %v\n", name, err)
 				return nil
+			}
+			if !locked[poolOf(name)] {
+				// The loop's goroutine moves between threads: the
+				// thread that created the heart means nothing.
+				h.UnbindThread()
 			}
 			return h
 		}
@@ -201,6 +208,24 @@ func serve(ctx context.Context, app App, rt *Runtime) error {
 	}
 	<-ctx.Done()
 	return nil
+}
+
+// lockedPools lists the pools whose loops are locked to OS threads.
+func lockedPools(opts eventer.Options) map[string]bool {
+	m := map[string]bool{}
+	for _, p := range opts.Pools {
+		m[p.Name] = p.LockOSThread
+	}
+	return m
+}
+
+// poolOf returns the pool of loop "e:<pool>/<index>".
+func poolOf(loop string) string {
+	name := strings.TrimPrefix(loop, "e:")
+	if i := strings.LastIndexByte(name, '/'); i >= 0 {
+		name = name[:i]
+	}
+	return name
 }
 
 // superviseSelf runs a supervisor whose child is this program.

@@ -39,9 +39,11 @@ func TestMain(m *testing.M) {
 		})
 	case "hang":
 		// Hangs loop 1 of the default pool at once.
+		// Loops locked to threads, as libmtev's: a stall names the thread.
 		Main(App{
-			Name:    "hang",
-			Eventer: eventer.Options{Concurrency: 2, Timeout: 200 * time.Millisecond},
+			Name: "hang",
+			Eventer: eventer.Options{Concurrency: 2, Timeout: 200 * time.Millisecond,
+				Pools: []eventer.PoolOptions{{Name: "default", LockOSThread: true}}},
 			Run: func(ctx context.Context, rt *Runtime) error {
 				if err := rt.Hang("default", 1); err != nil {
 					return err

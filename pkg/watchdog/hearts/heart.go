@@ -105,6 +105,15 @@ func (h *Heart) BindThread() {
 	}
 }
 
+// UnbindThread records that no one thread beats the heart (a goroutine that
+// the Go scheduler moves between threads): stalls then report no thread,
+// rather than one that means nothing.
+func (h *Heart) UnbindThread() {
+	if s := h.slot(); s != nil {
+		s.tid.Store(0)
+	}
+}
+
 // Release frees the slot; later calls on h are no-ops.
 func (h *Heart) Release() {
 	if h == nil {
