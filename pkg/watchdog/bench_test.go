@@ -59,6 +59,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(testChildEnv) == "heart" {
 		os.Exit(heartChild())
 	}
+	if os.Getenv(peerClientEnv) != "" {
+		os.Exit(peerClient())
+	}
 	code := m.Run()
 	if benchDir != "" {
 		os.RemoveAll(benchDir)
