@@ -292,3 +292,28 @@ func frameFuncs(fs []Frame) string {
 	}
 	return b.String()
 }
+
+// A large dump parsed in pieces on several CPUs gives exactly the
+// goroutines, in the same order, that one pass gives.
+func TestParseCrashParallelMatchesSequential(t *testing.T) {
+	text := runCrasher(t, "many", "all")
+	if len(text) < parallelMin {
+		t.Fatalf("dump of %d bytes is too small to be split", len(text))
+	}
+	seq, err := scanAll(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	par, err := scanParallel(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(par) != len(seq) || len(seq) < 1000 {
+		t.Fatalf("parallel %d goroutines, sequential %d", len(par), len(seq))
+	}
+	for i := range seq {
+		if par[i].ID != seq[i].ID || len(par[i].Stack.Calls) != len(seq[i].Stack.Calls) || par[i].State != seq[i].State {
+			t.Fatalf("goroutine %d: parallel %d %q, sequential %d %q", i, par[i].ID, par[i].State, seq[i].ID, seq[i].State)
+		}
+	}
+}
