@@ -159,6 +159,9 @@ func (s *Supervisor) startCapture(c *child, st trace.Stall, kill bool) {
 		glider:  s.cfg.Glider,
 		gbudget: s.cfg.GliderBudget,
 	}
+	if !opts.linked {
+		s.warnUncapturable(c)
+	}
 	killNow := func() {
 		select {
 		case s.msgs <- killMsg{c: c}:
@@ -174,6 +177,24 @@ func (s *Supervisor) startCapture(c *child, st trace.Stall, kill bool) {
 		case <-s.done:
 		}
 	}()
+}
+
+// warnUncapturable says, once per supervisor, that a child that cannot
+// capture itself cannot be captured from outside either (no debug
+// information, or a Go version this build of Delve does not read).
+func (s *Supervisor) warnUncapturable(c *child) {
+	var err error
+	select {
+	case err = <-c.preload:
+		c.preload <- err // keep the verdict for later stalls
+	default:
+		return // not known yet: the record will say
+	}
+	if s.warnedCapture || !(errors.Is(err, delve.ErrNoDebugInfo) || errors.Is(err, delve.ErrGoVersion)) {
+		return
+	}
+	s.warnedCapture = true
+	s.event(Warning{Err: fmt.Errorf("watchdog: stalls of %s cannot be captured from outside: %w", c.exe, err)})
 }
 
 // killMsg asks the loop to kill a child whose capture no longer needs it

@@ -86,21 +86,22 @@ type Supervisor struct {
 	eventMu sync.Mutex   // one Events call at a time
 
 	// Owned by the loop goroutine.
-	cur       *child
-	starts    int
-	backoff   *backoff
-	loop      *crashLoop
-	journal   Appender
-	notify    *notifySocket
-	table     *hearts.Table
-	tableFile *os.File
-	monitor   *hearts.Monitor
-	spawn     *spawner
-	lastExit  *trace.Exit
-	lastEnd   time.Time
-	nextAt    time.Time
-	ending    bool  // no more starts: stop requested or a final error
-	final     error // what Serve returns once the child is gone
+	cur           *child
+	starts        int
+	backoff       *backoff
+	loop          *crashLoop
+	journal       Appender
+	notify        *notifySocket
+	table         *hearts.Table
+	tableFile     *os.File
+	monitor       *hearts.Monitor
+	spawn         *spawner
+	lastExit      *trace.Exit
+	warnedCapture bool // warnUncapturable said its piece
+	lastEnd       time.Time
+	nextAt        time.Time
+	ending        bool  // no more starts: stop requested or a final error
+	final         error // what Serve returns once the child is gone
 }
 
 // child is one started process.
@@ -120,8 +121,9 @@ type child struct {
 	ready     bool
 	status    string
 	mainPID   int
-	planned   string // "", "stop", "restart", "stall": why the supervisor is ending it
-	capturing bool   // a stall capture is running
+	planned   string     // "", "stop", "restart", "stall": why the supervisor is ending it
+	capturing bool       // a stall capture is running
+	preload   chan error // delve.Preload's verdict on the executable
 	dump      *dump.Client
 	stall     *trace.Stall
 	killT     *time.Timer
@@ -546,18 +548,17 @@ func (s *Supervisor) spawnChild(start int) (*child, error) {
 	c := &child{cmd: cmd, pid: cmd.Process.Pid, pidfd: pidfd, start: start, started: time.Now(),
 		tail: newTail(s.cfg.LogTail), mainPID: cmd.Process.Pid, outR: outR, errR: errR, crashFD: crashFD, dump: client}
 	c.exe = path
-	if start == 1 {
-		// Check once, off the loop, that a capture from outside can work,
-		// and warm the page cache with the executable's debug information
-		// (Delve reloads it at every attach; it cannot be kept loaded).
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			if _, err := delve.Preload(path, nil); errors.Is(err, delve.ErrNoDebugInfo) || errors.Is(err, delve.ErrGoVersion) {
-				s.event(Warning{Err: fmt.Errorf("watchdog: stalls of %s cannot be captured from outside: %w", path, err)})
-			}
-		}()
-	}
+	// Check, off the loop, whether a capture from outside can work, and
+	// warm the page cache with the executable's debug information (Delve
+	// reloads it at every attach; it cannot be kept loaded). The answer is
+	// reported at the first stall of a child that cannot capture itself.
+	c.preload = make(chan error, 1)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		_, err := delve.Preload(path, nil)
+		c.preload <- err
+	}()
 	if s.cfg.CoreDumps {
 		// Raised right after the start: a crash in the first instant
 		// may still go without a core.
