@@ -771,16 +771,19 @@ func (s *Supervisor) record(rec *trace.Record, crash []byte) {
 // of supervision.
 func (s *Supervisor) write(rec *trace.Record) {
 	data, err := trace.Encode(rec)
+	var seq uint64
 	if err == nil {
-		var seq uint64
+		// A seq comes back with an error when the record was stored but
+		// retention failed afterwards.
 		seq, err = s.journal.Append(data)
-		rec.ID = strconv.FormatUint(seq, 10)
 	}
 	if err != nil {
 		s.event(Warning{Err: fmt.Errorf("watchdog: record incident: %w", err)})
-		return
 	}
-	s.event(Recorded{Record: rec})
+	if seq != 0 {
+		rec.ID = strconv.FormatUint(seq, 10)
+		s.event(Recorded{Record: rec})
+	}
 }
 
 func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
