@@ -186,45 +186,18 @@ func BenchmarkEcho(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		var wg sync.WaitGroup
-		defer wg.Wait()
-		defer ln.Close()
-		var mu sync.Mutex
-		var open []net.Conn
-		defer func() {
-			mu.Lock()
-			for _, c := range open {
-				c.Close()
-			}
-			mu.Unlock()
-		}()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		defer serveEach(ln, func(c net.Conn) {
+			buf := make([]byte, 4096)
 			for {
-				c, err := ln.Accept()
+				n, err := c.Read(buf)
 				if err != nil {
 					return
 				}
-				mu.Lock()
-				open = append(open, c)
-				mu.Unlock()
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					buf := make([]byte, 4096)
-					for {
-						n, err := c.Read(buf)
-						if err != nil {
-							return
-						}
-						if _, err := c.Write(buf[:n]); err != nil {
-							return
-						}
-					}
-				}()
+				if _, err := c.Write(buf[:n]); err != nil {
+					return
+				}
 			}
-		}()
+		})()
 		run(b, ln.Addr().String())
 	})
 	b.Run("base-gnet", func(b *testing.B) {
@@ -275,38 +248,45 @@ func BenchmarkEcho(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		var wg sync.WaitGroup
-		defer wg.Wait()
-		defer ln.Close()
-		var mu sync.Mutex
-		var open []net.Conn
-		defer func() {
-			mu.Lock()
-			for _, c := range open {
-				c.Close()
-			}
-			mu.Unlock()
-		}()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				mu.Lock()
-				open = append(open, c)
-				mu.Unlock()
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					netpollServe(p.Next(), c.(*net.TCPConn))
-				}()
-			}
-		}()
+		defer serveEach(ln, func(c net.Conn) { netpollServe(p.Next(), c.(*net.TCPConn)) })()
 		run(b, ln.Addr().String())
 	})
+}
+
+// serveEach accepts connections on ln and runs handle for each on its own
+// goroutine. The returned stop closes the listener and every connection
+// and waits for the goroutines.
+func serveEach(ln net.Listener, handle func(net.Conn)) (stop func()) {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var open []net.Conn
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			open = append(open, c)
+			mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				handle(c)
+			}()
+		}
+	}()
+	return func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range open {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	}
 }
 
 // netpollServe waits for readability on Go's netpoller and hands each
