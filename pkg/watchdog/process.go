@@ -147,11 +147,6 @@ func signalGroup(pgid int, sig syscall.Signal) error {
 	return nil
 }
 
-// groupAlive reports whether any process is left in group pgid.
-func groupAlive(pgid int) bool {
-	return unix.Kill(-pgid, 0) == nil
-}
-
 // exitOf describes how a process ended.
 func exitOf(ps *os.ProcessState) (code int, sig syscall.Signal, core bool) {
 	ws, ok := ps.Sys().(syscall.WaitStatus)
