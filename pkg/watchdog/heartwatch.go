@@ -371,7 +371,9 @@ func cooperative(c *child, rec *trace.Record, o captureOpts) trace.Attempt {
 func delveLive(c *child, rec *trace.Record, o captureOpts) trace.Attempt {
 	t0 := time.Now()
 	a := trace.Attempt{Method: "delve"}
-	res, err := delve.Capture(context.Background(), c.pid, delve.Options{Budget: o.delve})
+	// A child to be killed afterwards is stopped first: the attach is then
+	// shorter (see delve.Options.StopFirst).
+	res, err := delve.Capture(context.Background(), c.pid, delve.Options{Budget: o.delve, StopFirst: o.kill})
 	if res != nil {
 		useDelve(rec, res)
 		rec.Capture.PauseMS = ms(res.Pause)
@@ -392,7 +394,7 @@ func delveCore(c *child, rec *trace.Record, o captureOpts, killNow func()) trace
 	if err == nil {
 		core := filepath.Join(o.dir, "core")
 		var pause time.Duration
-		pause, err = delve.DumpCore(context.Background(), c.pid, core)
+		pause, err = delve.DumpCoreWith(context.Background(), c.pid, core, delve.Options{StopFirst: true})
 		rec.Capture.PauseMS = ms(pause)
 		killNow()
 		if err == nil {

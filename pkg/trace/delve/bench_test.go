@@ -72,42 +72,10 @@ func benchHangToTrace(b *testing.B, n int, withCore bool) {
 		b.ReportMetric(peak, "peak-MiB")
 	})
 	if withCore {
-		b.Run("delve-core", func(b *testing.B) {
-			c := startChild(b, exe, nil, strconv.Itoa(n))
-			dir := b.TempDir()
-			var pause, read time.Duration
-			var peak float64
-			b.ResetTimer()
-			for i := range b.N {
-				core := filepath.Join(dir, fmt.Sprintf("core.%d", i))
-				p, err := DumpCore(context.Background(), c.pid(), core)
-				if err != nil {
-					b.Fatal(err)
-				}
-				b.StopTimer()
-				resetPeakRSS(b)
-				b.StartTimer()
-				t0 := time.Now()
-				res, err := ReadCore(core, exe, Options{})
-				read += time.Since(t0)
-				b.StopTimer()
-				if err != nil {
-					b.Fatal(err)
-				}
-				if got := len(withFrame(res, "main.park5")); got != n {
-					b.Fatalf("read %d parked goroutines, want %d", got, n)
-				}
-				pause += p
-				peak = max(peak, peakRSSMiB(b))
-				os.Remove(core)
-				b.StartTimer()
-			}
-			b.StopTimer()
-			b.ReportMetric(ms(b.Elapsed())/float64(b.N), "ms")
-			b.ReportMetric(ms(pause)/float64(b.N), "pause-ms")
-			b.ReportMetric(ms(read)/float64(b.N), "read-ms")
-			b.ReportMetric(peak, "peak-MiB")
-		})
+		b.Run("delve-core", func(b *testing.B) { benchCore(b, exe, n, Options{}) })
+		// What a supervisor does at a hard stall: the child is killed
+		// afterwards, so it is stopped first and the attach does not wait.
+		b.Run("delve-core-stopfirst", func(b *testing.B) { benchCore(b, exe, n, Options{StopFirst: true}) })
 	}
 	b.Run("base-sigquit", func(b *testing.B) {
 		dir := b.TempDir()
@@ -169,4 +137,42 @@ func peakRSSMiB(b *testing.B) float64 {
 	}
 	b.Fatal("no VmHWM in /proc/self/status")
 	return 0
+}
+
+// benchCore measures DumpCoreWith (pause-ms) then ReadCore of that core.
+func benchCore(b *testing.B, exe string, n int, opts Options) {
+	c := startChild(b, exe, nil, strconv.Itoa(n))
+	dir := b.TempDir()
+	var pause, read time.Duration
+	var peak float64
+	b.ResetTimer()
+	for i := range b.N {
+		core := filepath.Join(dir, fmt.Sprintf("core.%d", i))
+		p, err := DumpCoreWith(context.Background(), c.pid(), core, opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		resetPeakRSS(b)
+		b.StartTimer()
+		t0 := time.Now()
+		res, err := ReadCore(core, exe, Options{})
+		read += time.Since(t0)
+		b.StopTimer()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if got := len(withFrame(res, "main.park5")); got != n {
+			b.Fatalf("read %d parked goroutines, want %d", got, n)
+		}
+		pause += p
+		peak = max(peak, peakRSSMiB(b))
+		os.Remove(core)
+		b.StartTimer()
+	}
+	b.StopTimer()
+	b.ReportMetric(ms(b.Elapsed())/float64(b.N), "ms")
+	b.ReportMetric(ms(pause)/float64(b.N), "pause-ms")
+	b.ReportMetric(ms(read)/float64(b.N), "read-ms")
+	b.ReportMetric(peak, "peak-MiB")
 }

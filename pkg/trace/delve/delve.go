@@ -58,6 +58,12 @@ type Options struct {
 	DebugInfoDirs []string
 	// Now is the clock the budget is measured with (default time.Now).
 	Now func() time.Time
+	// StopFirst stops the process with SIGSTOP before attaching and
+	// continues it with SIGCONT after detaching. An attach to a running
+	// process may wait 200 ms inside Delve for the stop to be reported; one
+	// to a stopped process does not. A program may observe the SIGCONT: use
+	// it when the process is to be killed after the capture anyway.
+	StopFirst bool
 }
 
 func (o *Options) now() time.Time {
@@ -149,7 +155,7 @@ func Capture(ctx context.Context, pid int, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("delve: capture: pid %d: %w", pid, err)
 	}
-	grp, attachTime, err := attach(pid, opts.DebugInfoDirs)
+	grp, attachTime, err := attach(pid, opts.DebugInfoDirs, opts.StopFirst)
 	if err != nil {
 		return nil, fmt.Errorf("delve: capture: %w", err)
 	}
@@ -163,6 +169,9 @@ func Capture(ctx context.Context, pid int, opts Options) (*Result, error) {
 
 	t1 := time.Now()
 	detachErr := grp.Detach(false)
+	if opts.StopFirst {
+		syscall.Kill(pid, syscall.SIGCONT)
+	}
 	res.Detach = time.Since(t1)
 	res.Pause = res.Attach + res.Read + res.Detach
 
@@ -182,6 +191,12 @@ func Capture(ctx context.Context, pid int, opts Options) (*Result, error) {
 // of it to path, then detaches, leaving it running. It returns how long the
 // process was stopped. The core is read later with ReadCore.
 func DumpCore(ctx context.Context, pid int, path string) (time.Duration, error) {
+	return DumpCoreWith(ctx, pid, path, Options{})
+}
+
+// DumpCoreWith is DumpCore with options; only StopFirst and DebugInfoDirs
+// apply.
+func DumpCoreWith(ctx context.Context, pid int, path string, opts Options) (time.Duration, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, fmt.Errorf("delve: dump core: %w", err)
 	}
@@ -196,7 +211,7 @@ func DumpCore(ctx context.Context, pid int, path string) (time.Duration, error) 
 	if err != nil {
 		return 0, fmt.Errorf("delve: dump core: %w", err)
 	}
-	grp, attachTime, err := attach(pid, nil)
+	grp, attachTime, err := attach(pid, opts.DebugInfoDirs, opts.StopFirst)
 	if err != nil {
 		f.Close()
 		os.Remove(path)
@@ -209,6 +224,9 @@ func DumpCore(ctx context.Context, pid int, path string) (time.Duration, error) 
 		return state.Err
 	})
 	detachErr := grp.Detach(false)
+	if opts.StopFirst {
+		syscall.Kill(pid, syscall.SIGCONT)
+	}
 	pause := attachTime + time.Since(t0)
 	if dumpErr != nil {
 		os.Remove(path)
@@ -268,11 +286,14 @@ func deadline(start time.Time, budget time.Duration) time.Time {
 }
 
 // attach stops every thread of pid and loads the debug information.
-func attach(pid int, dirs []string) (*proc.TargetGroup, time.Duration, error) {
+func attach(pid int, dirs []string, stopFirst bool) (*proc.TargetGroup, time.Duration, error) {
 	if beforeAttach != nil {
 		beforeAttach(pid)
 	}
 	t0 := time.Now()
+	if stopFirst {
+		stopProcess(pid)
+	}
 	var grp *proc.TargetGroup
 	err := safely(func() error {
 		var err error
@@ -283,6 +304,21 @@ func attach(pid int, dirs []string) (*proc.TargetGroup, time.Duration, error) {
 		return nil, 0, fmt.Errorf("attach pid %d: %w", pid, classifyAttach(pid, err))
 	}
 	return grp, time.Since(t0), nil
+}
+
+// stopProcess sends SIGSTOP to pid and waits, briefly, until its state is
+// "stopped". A process that does not stop in time is attached anyway.
+func stopProcess(pid int) {
+	if syscall.Kill(pid, syscall.SIGSTOP) != nil {
+		return
+	}
+	deadline := time.Now().Add(100 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		if st, err := processState(pid); err != nil || st == 'T' || st == 't' {
+			return
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
 }
 
 // classifyAttach maps an attach failure to this package's errors.

@@ -402,6 +402,24 @@ func TestDumpCoreReadCore(t *testing.T) {
 	}
 }
 
+// With StopFirst the process is stopped before the attach and continued
+// after the detach: the capture reads the same culprit and leaves it
+// running, not stopped.
+func TestStopFirst(t *testing.T) {
+	c := startChild(t, scenarioPath("mutex-deadlock"), nil)
+	res, err := Capture(context.Background(), c.pid(), Options{StopFirst: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkMutexDeadlock(t, res)
+	c.assertRunning()
+	core := filepath.Join(t.TempDir(), "core")
+	if _, err := DumpCoreWith(context.Background(), c.pid(), core, Options{StopFirst: true}); err != nil {
+		t.Fatal(err)
+	}
+	c.assertRunning()
+}
+
 // TestReadCoreCrash reads a core file the kernel wrote for a panic.
 func TestReadCoreCrash(t *testing.T) {
 	pattern, err := os.ReadFile("/proc/sys/kernel/core_pattern")
