@@ -10,6 +10,24 @@
 // fail with ErrNotRunning. The same operations are offered to other
 // processes over the control socket (see Control).
 //
+// # Stalls and captures
+//
+// A child is watched through the heart table (package hearts) when it
+// joins it, and through the systemd notify protocol with Notify. A soft
+// heart deadline is captured and the child left running; a hard heart
+// deadline, a start-up deadline or a notify-watchdog deadline is captured
+// and the child's group killed, and the restart policy applies. A capture
+// runs on its own goroutine, never on the loop, cheapest method first: the
+// child's own dump over the dump channel (when it joined the table), then
+// Delve from outside (package trace/delve; above CoreAboveRSS a hard stall
+// writes a core of the stopped child, has it killed at once and reads the
+// core afterwards), then the Glider. Every attempt and its error is kept in
+// the record. A crash is read from the crash-output memfd, else from Go
+// fatal output on stderr, else from a core file (CoreDumps); parsing and
+// fingerprinting happen on the journal writer, off the restart path. The
+// same-crash limit is applied there too, as soon as a fingerprint is
+// known.
+//
 // # Threads and ownership
 //
 // All supervisor state is owned by one loop goroutine and changed through
@@ -25,7 +43,10 @@
 //   - the orphan reaper, woken by SIGCHLD: it reaps zombie children that no
 //     code in this process owns (see internal/reap), found in /proc, and
 //     never waits for "any child";
-//   - the journal writer, so that an fsync never delays a restart;
+//   - the journal writer, so that an fsync or a crash-dump parse never
+//     delays a restart;
+//   - one capture goroutine per stall being captured, and one check of each
+//     new executable (delve.Preload) at its first start;
 //   - the notify and control socket servers;
 //   - the spawner: a goroutine locked to its OS thread that forks every
 //     child. PR_SET_PDEATHSIG fires when the forking thread exits, and Go
