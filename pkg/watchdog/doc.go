@@ -45,8 +45,8 @@
 //     never waits for "any child";
 //   - the journal writer, so that an fsync or a crash-dump parse never
 //     delays a restart;
-//   - one capture goroutine per stall being captured, and one check of each
-//     new executable (delve.Preload) at its first start;
+//   - one capture goroutine per stall being captured, and one check of the
+//     executable per start (delve.Preload, remembered per file version);
 //   - the notify and control socket servers;
 //   - the spawner: a goroutine locked to its OS thread that forks every
 //     child. PR_SET_PDEATHSIG fires when the forking thread exits, and Go

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"runtime/pprof"
 	"strings"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mtev-supervise/mtev-supervise/pkg/trace"
+	"github.com/mtev-supervise/mtev-supervise/pkg/trace/delve"
 	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/dump"
 	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/hearts"
 )
@@ -150,5 +152,28 @@ func TestHeartsRequiredStartupStall(t *testing.T) {
 	}
 	if recs[0].Capture == nil || recs[0].Capture.Method != "none" || recs[0].Capture.Error == "" {
 		t.Fatalf("capture of a child with no dump server: %+v", recs[0].Capture)
+	}
+}
+
+// The executable check runs once per file version.
+func TestPreloadCache(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "prog")
+	os.WriteFile(path, []byte("#!/bin/sh\n"), 0o755)
+	var p preloadCache
+	err1 := p.check(path)
+	if !errors.Is(err1, delve.ErrNotGo) && err1 == nil {
+		t.Fatalf("a shell script: %v", err1)
+	}
+	first := p.seen[path]
+	if err := p.check(path); err == nil || err.Error() != err1.Error() {
+		t.Fatalf("second check: %v, want %v", err, err1)
+	}
+	os.WriteFile(path, []byte("#!/bin/sh\nexit 0\n"), 0o755)
+	p.check(path)
+	if p.seen[path].size == first.size {
+		t.Fatal("a changed file was not checked again")
+	}
+	if err := p.check(filepath.Join(t.TempDir(), "missing")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("missing file: %v", err)
 	}
 }

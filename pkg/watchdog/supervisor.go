@@ -98,6 +98,7 @@ type Supervisor struct {
 	spawn         *spawner
 	lastExit      *trace.Exit
 	warnedCapture bool // warnUncapturable said its piece
+	preloaded     preloadCache
 	lastEnd       time.Time
 	nextAt        time.Time
 	ending        bool  // no more starts: stop requested or a final error
@@ -556,8 +557,7 @@ func (s *Supervisor) spawnChild(start int) (*child, error) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		_, err := delve.Preload(path, nil)
-		c.preload <- err
+		c.preload <- s.preloaded.check(path)
 	}()
 	if s.cfg.CoreDumps {
 		// Raised right after the start: a crash in the first instant
@@ -823,4 +823,41 @@ var supervisorEnv = map[string]bool{
 	hearts.EnvFD: true, dump.EnvFD: true, CrashFDEnv: true,
 	"MTEV_SERVICE": true, "MTEV_START_COUNT": true, "MTEV_SUPERVISOR_PID": true,
 	trampolineEnv: true, trampolinePathEnv: true,
+}
+
+// preloadCache remembers delve.Preload's verdict per executable version,
+// so that a restart loop does not read the same executable again and
+// again.
+type preloadCache struct {
+	mu   sync.Mutex
+	seen map[string]preloadResult
+}
+
+type preloadResult struct {
+	mtime time.Time
+	size  int64
+	err   error
+}
+
+// check returns the verdict for path, running delve.Preload when the file
+// is new or changed.
+func (p *preloadCache) check(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	r, ok := p.seen[path]
+	p.mu.Unlock()
+	if ok && r.mtime.Equal(fi.ModTime()) && r.size == fi.Size() {
+		return r.err
+	}
+	_, err = delve.Preload(path, nil)
+	p.mu.Lock()
+	if p.seen == nil {
+		p.seen = map[string]preloadResult{}
+	}
+	p.seen[path] = preloadResult{mtime: fi.ModTime(), size: fi.Size(), err: err}
+	p.mu.Unlock()
+	return err
 }
