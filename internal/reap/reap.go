@@ -19,7 +19,6 @@ import (
 	"errors"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -72,21 +71,19 @@ func Orphans() int {
 	return n
 }
 
-// children lists this process's children from /proc/self/task/*/children,
-// or, where the kernel lacks that file, every pid in /proc.
+// children lists the children of this process's main thread, from
+// /proc/self/task/<pid>/children: orphans re-parented to a subreaper become
+// children of its first live thread, the main thread, which Go never ends.
+// (Children this program forks itself belong to whichever thread forked
+// them, and are waited for by their owners.) Where the kernel lacks that
+// file, every pid in /proc is a candidate.
 func children() []int {
 	var pids []int
-	tasks, _ := filepath.Glob("/proc/self/task/*/children")
-	if len(tasks) > 0 {
-		for _, t := range tasks {
-			b, err := os.ReadFile(t)
-			if err != nil {
-				continue
-			}
-			for _, f := range strings.Fields(string(b)) {
-				if pid, err := strconv.Atoi(f); err == nil {
-					pids = append(pids, pid)
-				}
+	b, err := os.ReadFile("/proc/self/task/" + strconv.Itoa(os.Getpid()) + "/children")
+	if err == nil {
+		for _, f := range strings.Fields(string(b)) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				pids = append(pids, pid)
 			}
 		}
 		return pids

@@ -294,6 +294,12 @@ func (t *Table) Reset() error {
 	}
 	for i := range t.slots {
 		s := t.slot(i)
+		if s.state.Load() == stateFree && s.gen.Load() == 0 && s.ticker.Load() == 0 {
+			// Never claimed since the last reset (a claim leaves gen
+			// non-zero): already clear. Skipping it keeps a restart fast,
+			// as every store here is a locked instruction.
+			continue
+		}
 		s.state.Store(stateFree)
 		s.ticker.Store(0)
 		s.timeout.Store(0)
