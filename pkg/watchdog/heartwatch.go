@@ -137,6 +137,12 @@ func (s *Supervisor) checkHearts(c *child) {
 			c.planned = "stall"
 			c.stall = &st
 			s.event(Stalled{PID: c.pid, Stall: st})
+			if c.capturing {
+				// One capture at a time (one tracer, one dump request):
+				// the hard one starts when the soft one is done.
+				c.pendingHard = &st
+				continue
+			}
 			s.startCapture(c, st, true)
 		}
 	}
@@ -493,6 +499,10 @@ func (s *Supervisor) captured(m captureDone) {
 		rec.Action = trace.ActionKeepRunning
 	}
 	s.record(rec, nil)
+	if st := c.pendingHard; st != nil && c == s.cur {
+		c.pendingHard = nil
+		s.startCapture(c, *st, true)
+	}
 }
 
 // goDebug adds settings to a GODEBUG value, keeping the user's.

@@ -32,7 +32,9 @@ func heartChild() int {
 		os.Stderr.WriteString("heart child: " + err.Error() + "\n")
 		return 1
 	}
-	go dump.ServeFromEnv(context.Background(), dump.Options{})
+	if os.Getenv(testChildEnv) == "heart" {
+		go dump.ServeFromEnv(context.Background(), dump.Options{})
+	} // "heart-silent": joins the table but never answers a dump request
 	for range 20 {
 		h.Beat()
 		time.Sleep(5 * time.Millisecond)
@@ -175,5 +177,42 @@ func TestPreloadCache(t *testing.T) {
 	}
 	if err := p.check(filepath.Join(t.TempDir(), "missing")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("missing file: %v", err)
+	}
+}
+
+// A hard deadline that passes while the soft stage's capture still runs
+// waits for it: one capture at a time (one tracer, one dump request), so
+// the hard capture starts only when the soft one is done.
+func TestHardStallWaitsForSoftCapture(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, ev := newTestSupervisor(t, Config{
+		Name:         "slowdump",
+		Command:      []string{exe, "-test.run=^$"},
+		Env:          []string{testChildEnv + "=heart-silent"},
+		HeartTimeout: 100 * time.Millisecond,
+		HeartGrace:   50 * time.Millisecond,
+		DumpBudget:   500 * time.Millisecond,
+		Restart:      RestartNever,
+	})
+	if err := s.Serve(context.Background()); err == nil {
+		t.Fatal("Serve: want the child killed")
+	}
+	recs := readRecords(t, s.cfg.StateDir)
+	if len(recs) != 2 || recs[0].Stall.Stage != "soft" || recs[1].Stall.Stage != "hard" {
+		t.Fatalf("records: %d %+v", len(recs), recs)
+	}
+	soft, hard := recs[0], recs[1]
+	softEnd := soft.Time.Add(time.Duration(soft.Capture.DurationMS) * time.Millisecond)
+	if hard.Time.Before(softEnd) {
+		t.Fatalf("hard capture began %v before the soft one ended", softEnd.Sub(hard.Time))
+	}
+	if soft.Capture.Attempts[0].Method != "cooperative" || soft.Capture.Attempts[0].Error == "" {
+		t.Fatalf("soft capture: %+v", soft.Capture)
+	}
+	if n := ev.count(func(e Event) bool { _, ok := e.(Stalled); return ok }); n != 2 {
+		t.Fatalf("%d stall events", n)
 	}
 }

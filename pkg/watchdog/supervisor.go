@@ -107,31 +107,32 @@ type Supervisor struct {
 
 // child is one started process.
 type child struct {
-	cmd       *exec.Cmd
-	pid       int
-	pidfd     int
-	start     int // start count, 1 for the first child
-	started   time.Time
-	tail      *tail
-	exe       string // the executable that was started
-	crash     crashText
-	crashFD   *os.File
-	outR      *os.File
-	errR      *os.File
-	pumps     sync.WaitGroup
-	ready     bool
-	status    string
-	mainPID   int
-	planned   string     // "", "stop", "restart", "stall": why the supervisor is ending it
-	capturing bool       // a stall capture is running
-	preload   chan error // delve.Preload's verdict on the executable
-	dump      *dump.Client
-	stall     *trace.Stall
-	killT     *time.Timer
-	startupT  *time.Timer
-	startupAt time.Time
-	watchT    *time.Timer
-	watchDur  time.Duration
+	cmd         *exec.Cmd
+	pid         int
+	pidfd       int
+	start       int // start count, 1 for the first child
+	started     time.Time
+	tail        *tail
+	exe         string // the executable that was started
+	crash       crashText
+	crashFD     *os.File
+	outR        *os.File
+	errR        *os.File
+	pumps       sync.WaitGroup
+	ready       bool
+	status      string
+	mainPID     int
+	planned     string       // "", "stop", "restart", "stall": why the supervisor is ending it
+	capturing   bool         // a stall capture is running
+	pendingHard *trace.Stall // a hard stall waiting for the running capture
+	preload     chan error   // delve.Preload's verdict on the executable
+	dump        *dump.Client
+	stall       *trace.Stall
+	killT       *time.Timer
+	startupT    *time.Timer
+	startupAt   time.Time
+	watchT      *time.Timer
+	watchDur    time.Duration
 }
 
 type sameCrashMsg struct{ fp string }
