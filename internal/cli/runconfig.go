@@ -66,7 +66,7 @@ func flagType(f *flag.Flag) config.Type {
 	switch fmt.Sprintf("%T", f.Value) {
 	case "*flag.boolValue":
 		return config.TypeBool
-	case "*flag.intValue":
+	case "*flag.intValue", "*flag.int64Value":
 		return config.TypeInt
 	case "*flag.durationValue":
 		return config.TypeDuration

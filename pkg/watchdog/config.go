@@ -92,6 +92,11 @@ type Config struct {
 	SameCrashLimit int
 	SameCrashSpan  time.Duration // default 10 minutes
 
+	// ArtifactMaxBytes bounds the files kept with records under
+	// <StateDir>/artifacts; the oldest incidents' files go first (default
+	// 1 GiB; negative: unlimited).
+	ArtifactMaxBytes int64
+
 	// Journal retention (see pkg/journal); zero means the journal's defaults.
 	JournalMaxBytes int64
 	JournalMaxAge   time.Duration
@@ -163,6 +168,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.DumpBudget == 0 {
 		c.DumpBudget = DefaultDumpBudget
+	}
+	if c.ArtifactMaxBytes == 0 {
+		c.ArtifactMaxBytes = DefaultArtifactMaxBytes
 	}
 	if c.GliderBudget == 0 {
 		c.GliderBudget = DefaultGliderBudget

@@ -267,6 +267,7 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 	// a restart. The writer drains its queue before Serve returns.
 	s.records = make(chan pending, 64)
 	artifacts := ArtifactDir(s.cfg.StateDir)
+	artifactMax := s.cfg.ArtifactMaxBytes
 	same := newSameCrash(s.cfg.SameCrashLimit, s.cfg.SameCrashSpan)
 	s.wg.Add(1)
 	go func() {
@@ -281,6 +282,9 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 				}
 			}
 			s.write(p.rec)
+			if len(p.rec.Artifacts) > 0 && artifactMax > 0 {
+				pruneArtifacts(artifacts, artifactMax)
+			}
 		}
 	}()
 	cleanup = append(cleanup, func() { close(s.records) })
