@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -147,8 +148,13 @@ func TestSectionValues(t *testing.T) {
 	v.String("undeclared")
 }
 
+// registerRuns makes the registered path unique when the test runs more
+// than once in a process (-count): the registry is global.
+var registerRuns int
+
 func TestRegister(t *testing.T) {
-	s := Section{Path: "test-register-" + t.Name(), Element: Element{Attrs: []Attr{{Name: "a", Type: TypeBool, Default: "yes"}}}}
+	registerRuns++
+	s := Section{Path: fmt.Sprintf("test-register-%d", registerRuns), Element: Element{Attrs: []Attr{{Name: "a", Type: TypeBool, Default: "yes"}}}}
 	Register(s)
 	found := false
 	for _, r := range Registered() {
