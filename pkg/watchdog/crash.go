@@ -154,8 +154,8 @@ func (c *sameCrash) record(fp string, t time.Time) bool {
 func complete(p pending, artifactDir string) {
 	rec := p.rec
 	if len(p.crash) > 0 {
-		if gs, culprit, err := trace.ParseCrash(p.crash); err == nil {
-			rec.Goroutines = keepGoroutines(gs, culprit, &rec.GoroutinesOmitted)
+		if gs, _, err := trace.ParseCrash(p.crash); err == nil {
+			storeGoroutines(rec, gs)
 			if rec.Capture == nil {
 				rec.Capture = &trace.Capture{Method: "crash-output"}
 			}
@@ -198,14 +198,7 @@ func readCore(p pending, artifactDir string) {
 	res, err := delve.ReadCore(core, p.exe, delve.Options{Budget: time.Minute})
 	a := trace.Attempt{Method: "core", DurationMS: time.Since(t0).Milliseconds()}
 	if res != nil {
-		gs := res.Goroutines
-		if i := culpritIndex(gs); i < 0 {
-			if i = trace.GuessCulprit(gs); i >= 0 {
-				gs[i].Culprit = true
-			}
-		}
-		rec.Goroutines = keepGoroutines(gs, culpritIndex(gs), &rec.GoroutinesOmitted)
-		rec.Threads = res.Threads
+		useDelve(rec, res)
 	}
 	if err != nil {
 		a.Error = err.Error()

@@ -353,13 +353,7 @@ func cooperative(c *child, rec *trace.Record, o captureOpts) trace.Attempt {
 				err = perr
 				continue
 			}
-			markCulprit(gs, rec.Stall)
-			if culpritIndex(gs) < 0 {
-				if i := trace.GuessCulprit(gs); i >= 0 {
-					gs[i].Culprit = true
-				}
-			}
-			rec.Goroutines = keepGoroutines(gs, culpritIndex(gs), &rec.GoroutinesOmitted)
+			storeGoroutines(rec, gs)
 		}
 		if err == nil && len(rec.Goroutines) == 0 {
 			err = errors.New("the child wrote no goroutine profile")
@@ -421,11 +415,18 @@ func delveCore(c *child, rec *trace.Record, o captureOpts, killNow func()) trace
 	return a
 }
 
-// useDelve stores a Delve result in rec, marking the culprit: the goroutine
-// on the stalled heart's thread, else the one labelled with its name, else
-// trace.GuessCulprit's choice.
+// useDelve stores a Delve result (live or from a core) in rec.
 func useDelve(rec *trace.Record, res *delve.Result) {
-	gs := res.Goroutines
+	storeGoroutines(rec, res.Goroutines)
+	rec.Threads = res.Threads
+}
+
+// storeGoroutines stores gs in rec, bounded for storage, with one culprit
+// marked: for a stall, the goroutine on the stalled heart's thread, else
+// the one labelled with its name; else the one a parser or Delve marked
+// (the goroutine that panicked, a running one); else trace.GuessCulprit's
+// choice.
+func storeGoroutines(rec *trace.Record, gs []trace.Goroutine) {
 	markCulprit(gs, rec.Stall)
 	if culpritIndex(gs) < 0 {
 		if i := trace.GuessCulprit(gs); i >= 0 {
@@ -433,7 +434,6 @@ func useDelve(rec *trace.Record, res *delve.Result) {
 		}
 	}
 	rec.Goroutines = keepGoroutines(gs, culpritIndex(gs), &rec.GoroutinesOmitted)
-	rec.Threads = res.Threads
 }
 
 // markCulprit marks the goroutine that runs the stalled heart's loop: the
