@@ -16,7 +16,7 @@ package reap
 
 import (
 	"bytes"
-	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"strconv"
@@ -55,8 +55,8 @@ func Orphans() int {
 	n := 0
 	self := os.Getpid()
 	for _, pid := range children() {
-		state, ppid, err := stat(pid)
-		if err != nil || state != 'Z' || ppid != self {
+		st, err := ReadStat(pid)
+		if err != nil || st.State != 'Z' || st.PPid != self {
 			continue
 		}
 		mu.Lock()
@@ -97,22 +97,32 @@ func children() []int {
 	return pids
 }
 
-var errStat = errors.New("reap: malformed stat")
+// Stat is what a supervisor reads of /proc/PID/stat.
+type Stat struct {
+	State byte // 'R', 'S', 'Z', ...
+	PPid  int
+	Pgrp  int
+}
 
-// stat reads the state letter and parent pid of pid.
-func stat(pid int) (state byte, ppid int, err error) {
+// ReadStat reads /proc/pid/stat.
+func ReadStat(pid int) (Stat, error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return 0, 0, err
+		return Stat{}, err
 	}
+	// The command name is in parentheses and may itself contain them.
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 || i+2 >= len(b) {
-		return 0, 0, errStat
+		return Stat{}, fmt.Errorf("reap: malformed /proc/%d/stat", pid)
 	}
 	f := bytes.Fields(b[i+2:])
-	if len(f) < 2 {
-		return 0, 0, errStat
+	if len(f) < 3 {
+		return Stat{}, fmt.Errorf("reap: malformed /proc/%d/stat", pid)
 	}
-	ppid, err = strconv.Atoi(string(f[1]))
-	return f[0][0], ppid, err
+	ppid, err := strconv.Atoi(string(f[1]))
+	if err != nil {
+		return Stat{}, fmt.Errorf("reap: /proc/%d/stat: %w", pid, err)
+	}
+	pgrp, _ := strconv.Atoi(string(f[2]))
+	return Stat{State: f[0][0], PPid: ppid, Pgrp: pgrp}, nil
 }

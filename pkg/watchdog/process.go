@@ -1,7 +1,6 @@
 package watchdog
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -65,32 +64,6 @@ func (s *spawner) close() {
 	<-s.done
 }
 
-// procStat is what the supervisor reads of /proc/PID/stat.
-type procStat struct {
-	state byte
-	ppid  int
-	pgrp  int
-}
-
-func readStat(pid int) (procStat, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return procStat{}, err
-	}
-	// The command name is in parentheses and may itself contain them.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 || i+2 >= len(b) {
-		return procStat{}, fmt.Errorf("watchdog: malformed /proc/%d/stat", pid)
-	}
-	f := bytes.Fields(b[i+2:])
-	if len(f) < 3 {
-		return procStat{}, fmt.Errorf("watchdog: malformed /proc/%d/stat", pid)
-	}
-	ppid, _ := strconv.Atoi(string(f[1]))
-	pgrp, _ := strconv.Atoi(string(f[2]))
-	return procStat{state: f[0][0], ppid: ppid, pgrp: pgrp}, nil
-}
-
 // inTree reports whether pid is root, in root's process group, or a
 // descendant of root.
 func inTree(pid, root int) bool {
@@ -101,14 +74,14 @@ func inTree(pid, root int) bool {
 		if pid <= 1 {
 			return false
 		}
-		st, err := readStat(pid)
+		st, err := reap.ReadStat(pid)
 		if err != nil {
 			return false
 		}
-		if st.pgrp == root {
+		if st.Pgrp == root {
 			return true
 		}
-		pid = st.ppid
+		pid = st.PPid
 	}
 	return false
 }

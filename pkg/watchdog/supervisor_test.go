@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mtev-supervise/mtev-supervise/internal/reap"
 	"github.com/mtev-supervise/mtev-supervise/pkg/journal"
 	"github.com/mtev-supervise/mtev-supervise/pkg/trace"
 )
@@ -232,8 +233,8 @@ exec sleep 1000`
 		_, err = fmt.Sscan(string(b), &pid)
 		return err == nil
 	})
-	if st, err := readStat(pid); err == nil && st.ppid != os.Getpid() {
-		t.Fatalf("orphan's parent is %d, want the supervisor %d", st.ppid, os.Getpid())
+	if st, err := reap.ReadStat(pid); err == nil && st.PPid != os.Getpid() {
+		t.Fatalf("orphan's parent is %d, want the supervisor %d", st.PPid, os.Getpid())
 	}
 	waitFor(t, "orphan reaped", func() bool {
 		_, err := os.Stat(fmt.Sprintf("/proc/%d", pid))
