@@ -163,8 +163,8 @@ func TestPreloadCache(t *testing.T) {
 	os.WriteFile(path, []byte("#!/bin/sh\n"), 0o755)
 	var p preloadCache
 	err1 := p.check(path)
-	if !errors.Is(err1, delve.ErrNotGo) && err1 == nil {
-		t.Fatalf("a shell script: %v", err1)
+	if !errors.Is(err1, delve.ErrNotGo) {
+		t.Fatalf("a shell script: %v, want ErrNotGo", err1)
 	}
 	first := p.seen[path]
 	if err := p.check(path); err == nil || err.Error() != err1.Error() {
