@@ -119,7 +119,10 @@ func (p *process) launch(first bool) (*conn, Stage, error) {
 	}
 	proto, err := c.client.Client()
 	if err != nil {
-		return fail(StageOnload, fmt.Errorf("start %s: %w%s", p.spec.Path, err, fatalOutput(c.stderr.bytes())))
+		// Kill returns once the process's stderr has been read to
+		// its end: the message can quote it.
+		c.client.Kill()
+		return nil, StageOnload, fmt.Errorf("start %s: %w%s", p.spec.Path, err, fatalOutput(c.stderr.bytes()))
 	}
 	raw, err := proto.Dispense(plugin.Name)
 	if err != nil {
