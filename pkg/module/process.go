@@ -98,9 +98,15 @@ func (p *process) postInit() error {
 // up to post_init (a restart).
 func (p *process) launch(first bool) (*conn, Stage, error) {
 	c := &conn{exited: make(chan struct{}), stderr: &tail{max: tailBytes}}
-	var stderr io.Writer = c.stderr
-	if p.outLog != nil {
-		stderr = io.MultiWriter(c.stderr, p.outLog.LineWriter(nil))
+	// Three streams reach the host: the process's fd 2 (where a Go
+	// panic goes) and what it writes to os.Stdout and os.Stderr, which
+	// go-plugin's server forwards over the connection. Each is split
+	// into lines of its own, and all are kept for a crash report.
+	stream := func() io.Writer {
+		if p.outLog == nil {
+			return c.stderr
+		}
+		return io.MultiWriter(c.stderr, p.outLog.LineWriter(nil))
 	}
 	c.client = goplugin.NewClient(&goplugin.ClientConfig{
 		HandshakeConfig:  plugin.Handshake,
@@ -109,7 +115,9 @@ func (p *process) launch(first bool) (*conn, Stage, error) {
 		RunnerFunc: func(_ hclog.Logger, tmpl *exec.Cmd, _ string) (runner.Runner, error) {
 			return newRunner(p.spec.Path, tmpl.Env, c)
 		},
-		Stderr:       stderr,
+		Stderr:       stream(),
+		SyncStdout:   stream(),
+		SyncStderr:   stream(),
 		Logger:       hclog.NewNullLogger(),
 		StartTimeout: p.spec.CallTimeout,
 	})
@@ -130,13 +138,13 @@ func (p *process) launch(first bool) (*conn, Stage, error) {
 	}
 	c.rpc = raw.(*plugin.Client)
 	c.started = time.Now()
-	d, err := c.rpc.Describe(p.spec.CallTimeout)
-	if err != nil {
-		return fail(StageOnload, err)
-	}
 	p.runs.Add(1)
 	if err := c.rpc.Config(p.spec.Config, p.spec.CallTimeout); err != nil {
 		return fail(StageConfig, err)
+	}
+	d, err := c.rpc.Describe(p.spec.CallTimeout)
+	if err != nil {
+		return fail(StageInit, err)
 	}
 	if err := p.attach(d.Hooks); err != nil {
 		if first {

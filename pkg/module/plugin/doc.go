@@ -19,10 +19,12 @@
 // at most its hook timeout and then carries on as if it had returned
 // CONTINUE.
 //
-// The module process's stderr is read by the host: lines go to the
-// host's log, and the last of them (a panic and its goroutines) go with
-// the report of a crash. Its stdout belongs to the handshake; do not write
-// to it.
+// The module process's output is read by the host: what it writes to
+// os.Stdout and os.Stderr (go-plugin forwards both) and to file
+// descriptor 2 (where a Go panic goes) becomes lines of the host's log,
+// and the last 64 KiB go with the report of a crash. The process's real
+// stdout belongs to the handshake: do not write to file descriptor 1
+// directly.
 //
 // # Versioning
 //

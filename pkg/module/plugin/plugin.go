@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	goplugin "github.com/hashicorp/go-plugin"
 
 	"github.com/mtev-supervise/mtev-supervise/pkg/hook"
@@ -39,7 +40,8 @@ type Module interface {
 	// Hooks names the hook points (hook.Points names, such as
 	// "mtev_log_line") to attach to, with the function each runs. The
 	// function receives the point's value as JSON. It is asked once per
-	// process start, before Config.
+	// process start, after Config and before Init. A point the host does
+	// not declare fails the first start at init.
 	Hooks() map[string]func(value []byte) hook.Result
 }
 
@@ -57,6 +59,7 @@ func (e *KeyError) Unwrap() error { return e.Err }
 func Serve(m Module) {
 	goplugin.Serve(&goplugin.ServeConfig{
 		HandshakeConfig: Handshake,
+		Logger:          hclog.New(&hclog.LoggerOptions{Name: "plugin", Level: hclog.Warn, Output: os.Stderr}),
 		Plugins:         goplugin.PluginSet{Name: &RPCPlugin{Impl: m}},
 	})
 }
