@@ -84,7 +84,7 @@ func init() {
 
 // writeConfig writes an application config holding modules and returns
 // it loaded.
-func writeConfig(t *testing.T, dir, modules string) *config.Config {
+func writeConfig(t testing.TB, dir, modules string) *config.Config {
 	t.Helper()
 	p := filepath.Join(dir, "app.xml")
 	body := "<app>\n<modules>\n" + modules + "</modules>\n</app>\n"

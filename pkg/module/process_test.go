@@ -22,7 +22,7 @@ import (
 
 // pluginScript writes an executable that runs this test binary as the
 // test module process (exec keeps the PID).
-func pluginScript(t *testing.T, dir string) string {
+func pluginScript(t testing.TB, dir string) string {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
