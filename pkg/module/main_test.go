@@ -16,7 +16,13 @@ import (
 const pluginEnv = "MTEV_MODULE_TEST_PLUGIN"
 
 func TestMain(m *testing.M) {
-	if os.Getenv(pluginEnv) == "1" {
+	switch os.Getenv(pluginEnv) {
+	case "1":
+		plugin.Serve(&testPlugin{})
+		return
+	case "v99":
+		// A module built against another protocol version.
+		plugin.Handshake.ProtocolVersion = 99
 		plugin.Serve(&testPlugin{})
 		return
 	}
@@ -33,7 +39,8 @@ var testPoint = hook.New[testValue]("test_module_point", "a point the test modul
 
 // testPlugin is the module the test binary serves. Its hook answers DONE
 // to "echo", crashes the process on "crash" and never returns on "hang".
-// Config key fail=config|init|post_init makes that stage fail.
+// Config key fail=config|init|post_init makes that stage fail;
+// fail=hooks names a hook point no one declared.
 type testPlugin struct{ fail string }
 
 func (p *testPlugin) Config(cfg map[string]string) error {
@@ -59,6 +66,9 @@ func (p *testPlugin) PostInit() error {
 }
 
 func (p *testPlugin) Hooks() map[string]func([]byte) hook.Result {
+	if p.fail == "hooks" {
+		return map[string]func([]byte) hook.Result{"no_such_point": func([]byte) hook.Result { return hook.Continue }}
+	}
 	return map[string]func([]byte) hook.Result{
 		"test_module_point": func(b []byte) hook.Result {
 			var v testValue

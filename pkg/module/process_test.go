@@ -310,6 +310,29 @@ func TestProcessModuleStageFailures(t *testing.T) {
 			}
 		})
 	}
+	t.Run("undeclared hook point", func(t *testing.T) {
+		dir := t.TempDir()
+		pluginScript(t, dir)
+		cfg := writeConfig(t, dir, `<generic image="./test-module" name="proc"><config><fail>hooks</fail></config></generic>
+`)
+		_, err := Load(context.Background(), cfg, Host{})
+		if err == nil || !strings.Contains(err.Error(), "app.xml:3: module proc (./test-module): init: hook: attach module:proc to no_such_point: no such hook point") {
+			t.Fatalf("load error %v", err)
+		}
+	})
+	t.Run("other protocol version", func(t *testing.T) {
+		dir := t.TempDir()
+		pluginScript(t, dir)
+		script := filepath.Join(dir, "test-module")
+		b, _ := os.ReadFile(script)
+		os.WriteFile(script, bytes.Replace(b, []byte(pluginEnv+"=1"), []byte(pluginEnv+"=v99"), 1), 0o755)
+		cfg := writeConfig(t, dir, `<generic image="./test-module" name="proc"/>
+`)
+		_, err := Load(context.Background(), cfg, Host{})
+		if err == nil || !strings.Contains(err.Error(), "module proc (./test-module): onload: ") || !strings.Contains(err.Error(), "99") || !strings.Contains(err.Error(), "[1]") {
+			t.Fatalf("load error %v", err)
+		}
+	})
 	t.Run("not a module", func(t *testing.T) {
 		dir := t.TempDir()
 		p := filepath.Join(dir, "not-a-module")
