@@ -30,14 +30,19 @@
 //     exit status and the fatal output of its stderr (a Go panic and its
 //     goroutines) in Stall.Detail;
 //   - a hang (the heart stopped) is reported with Stall.PID set while the
-//     process still runs, so the supervisor can capture it; then the
-//     process gets SIGQUIT (a Go module prints its goroutines into the
-//     log) and, two seconds later, SIGKILL;
+//     process still runs, so the supervisor can capture it, and with the
+//     module's own account in Stall.Detail: the call that hangs (also the
+//     label mtev.module.call) and every goroutine's stack, which the
+//     module serves without its call lock; then the process gets SIGQUIT
+//     (a Go module prints its goroutines into the log) and, two seconds
+//     later, SIGKILL;
 //   - either way it is started again after a backoff (restart_backoff,
 //     doubling with jitter up to restart_backoff_max, reset after a run
 //     longer than that), through onload, config, init and post_init
-//     again. The host keeps running: while the module is down or slow
-//     (hook_timeout) its hook functions answer CONTINUE.
+//     again. The host keeps running: while the module is down its hook
+//     functions answer CONTINUE at once; a hook call that gets no answer
+//     within hook_timeout answers CONTINUE, and so does every later one
+//     at once until the module answers a heartbeat again.
 //
 // Without Host.Report an incident is logged to "error/module/NAME". The
 // module's stderr lines go to "notice/module/NAME". Stall.Hard is false:

@@ -63,6 +63,12 @@ type Info struct {
 	Up    bool   `json:"up"`             // false while a process module restarts
 	Path  string `json:"path,omitempty"` // a process module's executable
 	Runs  int    `json:"runs,omitempty"` // processes started so far
+	// HookErrors counts hook calls into a module process that failed or
+	// got no answer within hook_timeout; HookSkipped those answered
+	// CONTINUE without asking (the module was down, or slow since its
+	// last heartbeat).
+	HookErrors  uint64 `json:"hook_errors,omitempty"`
+	HookSkipped uint64 `json:"hook_skipped,omitempty"`
 }
 
 // Set is the loaded modules of an application.
@@ -172,7 +178,7 @@ func (s *Set) List() []Info {
 		i := Info{Name: in.Spec.Name, Image: in.Spec.Image, Type: "generic", Kind: "compiled-in", Up: true}
 		if in.proc != nil {
 			i.Kind, i.Path = "process", in.Spec.Path
-			i.PID, i.Up, i.Runs = in.proc.status()
+			in.proc.status(&i)
 		}
 		out = append(out, i)
 	}

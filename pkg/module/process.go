@@ -47,7 +47,8 @@ type process struct {
 	mu       sync.Mutex // guards attached
 	attached map[string]bool
 
-	hookErrors atomic.Uint64
+	hookErrors  atomic.Uint64 // hook calls that failed or timed out
+	hookSkipped atomic.Uint64 // hook calls answered CONTINUE without asking: down or slow
 
 	stopOnce sync.Once
 	stopCh   chan struct{}
@@ -64,6 +65,10 @@ type conn struct {
 	stderr  *tail
 	exited  chan struct{} // closed once the process was reaped
 	exitErr error         // set before exited is closed
+	// slow is set when a hook call gets no answer in time, and cleared by
+	// the next answered heartbeat: meanwhile hook calls answer CONTINUE
+	// at once instead of each waiting hook_timeout.
+	slow atomic.Bool
 }
 
 func newProcess(sp Spec, h *Host) *process {
@@ -187,11 +192,15 @@ func (p *process) attach(points []string) error {
 func (p *process) forward(point string) func([]byte) hook.Result {
 	return func(v []byte) hook.Result {
 		c := p.cur.Load()
-		if c == nil {
+		if c == nil || c.slow.Load() {
+			p.hookSkipped.Add(1)
 			return hook.Continue
 		}
 		r, err := c.rpc.Hook(point, v, p.spec.HookTimeout)
 		if err != nil {
+			if errors.Is(err, plugin.ErrTimeout) {
+				c.slow.Store(true)
+			}
 			p.hookErrors.Add(1)
 			return hook.Continue
 		}
@@ -199,11 +208,14 @@ func (p *process) forward(point string) func([]byte) hook.Result {
 	}
 }
 
-func (p *process) status() (pid int, up bool, runs int) {
+func (p *process) status(i *Info) {
+	i.PID, i.Up = 0, false
 	if c := p.cur.Load(); c != nil {
-		pid, up = c.pid, true
+		i.PID, i.Up = c.pid, true
 	}
-	return pid, up, int(p.runs.Load())
+	i.Runs = int(p.runs.Load())
+	i.HookErrors = p.hookErrors.Load()
+	i.HookSkipped = p.hookSkipped.Load()
 }
 
 // watch starts the watcher.
@@ -286,6 +298,7 @@ func (p *process) watchConn(c *conn) bool {
 		}
 		if err == nil {
 			last = time.Now()
+			c.slow.Store(false)
 			continue
 		}
 		if !errors.Is(err, plugin.ErrTimeout) {
@@ -332,11 +345,21 @@ func (p *process) crashed(c *conn) {
 // prints its goroutines to stderr (kept in the log), then SIGKILL.
 func (p *process) hung(c *conn, elapsed time.Duration, why error) {
 	p.cur.CompareAndSwap(c, nil)
+	labels := p.labels(c, "hang")
+	detail := fmt.Sprintf("module %s process %d: heartbeat unanswered: %v", p.spec.Name, c.pid, why)
+	// The module's own account, taken without its call lock: which call
+	// hangs, and every goroutine.
+	if st, err := c.rpc.Stacks(p.spec.HeartbeatTimeout); err == nil {
+		if st.Running != "" {
+			labels["mtev.module.call"] = st.Running
+			detail += fmt.Sprintf("; %s running for %v", st.Running, st.For.Round(time.Millisecond))
+		}
+		detail += "\n" + string(bytes.TrimSpace(st.Stacks))
+	}
 	p.report(Stall{
-		Source: "module", Name: p.spec.Name,
-		Detail:  fmt.Sprintf("module %s process %d: heartbeat unanswered: %v", p.spec.Name, c.pid, why),
+		Source: "module", Name: p.spec.Name, Detail: detail,
 		Elapsed: elapsed, Deadline: p.spec.HeartbeatTimeout,
-		Labels: p.labels(c, "hang"), PID: c.pid,
+		Labels: labels, PID: c.pid,
 	})
 	_ = syscall.Kill(c.pid, syscall.SIGQUIT)
 	select {

@@ -228,7 +228,7 @@ func TestProcessModuleCrash(t *testing.T) {
 		t.Fatalf("after the crash: pid %d runs %d", newPID, runs)
 	}
 	if r := testPoint.Invoke(testValue{Cmd: "echo"}); r != hook.Done {
-		t.Fatalf("the restarted module answered %v, want DONE", r)
+		t.Fatalf("the restarted module answered %v, want DONE (%+v)", r, h.set.List()[0])
 	}
 	h.waitAnswered(t, 5)
 	if n := len(h.reports.get()); n != 1 {
@@ -246,6 +246,14 @@ func TestProcessModuleHang(t *testing.T) {
 	if r := testPoint.Invoke(testValue{Cmd: "hang"}); r != hook.Continue {
 		t.Fatalf("hook call into a hanging module answered %v", r)
 	}
+	// Until the module answers a heartbeat again, hook calls do not wait
+	// for it.
+	if r := testPoint.Invoke(testValue{Cmd: "echo"}); r != hook.Continue {
+		t.Fatalf("hook call into a module known to be slow answered %v", r)
+	}
+	if i := h.set.List()[0]; i.HookSkipped == 0 || i.HookErrors == 0 {
+		t.Fatalf("a timed-out hook call and a skipped one counted as %+v", i)
+	}
 	waitFor(t, "the hang report", func() bool { return len(h.reports.get()) > 0 })
 	s := h.reports.get()[0]
 	if !h.reports.aliveAt[0] {
@@ -254,8 +262,11 @@ func TestProcessModuleHang(t *testing.T) {
 	if s.Source != "module" || s.Name != "proc" || s.PID != pid || s.Labels["module.event"] != "hang" || s.Deadline != 500*time.Millisecond || s.Elapsed < s.Deadline {
 		t.Fatalf("hang reported as %+v", s)
 	}
-	if !strings.Contains(s.Detail, "heartbeat unanswered") {
-		t.Fatalf("hang detail %q", s.Detail)
+	// The module's own account: the call that hangs and its goroutines,
+	// the hung one labelled with the call.
+	if !strings.Contains(s.Detail, "heartbeat unanswered") || !strings.Contains(s.Detail, "; hook test_module_point running for ") ||
+		!strings.Contains(s.Detail, "goroutine ") || !strings.Contains(s.Detail, "testPlugin).Hooks") || s.Labels["mtev.module.call"] != "hook test_module_point" {
+		t.Fatalf("hang reported without the module's account: labels %v\n%s", s.Labels, s.Detail)
 	}
 	waitFor(t, "a new module process", func() bool {
 		p, up, _ := h.proc()
@@ -268,7 +279,7 @@ func TestProcessModuleHang(t *testing.T) {
 		return strings.Contains(h.stderr.String(), "SIGQUIT") && strings.Contains(h.stderr.String(), "[notice/module/proc]")
 	})
 	if r := testPoint.Invoke(testValue{Cmd: "echo"}); r != hook.Done {
-		t.Fatalf("the restarted module answered %v, want DONE", r)
+		t.Fatalf("the restarted module answered %v, want DONE (%+v)", r, h.set.List()[0])
 	}
 	h.waitAnswered(t, 5)
 	if n := len(h.reports.get()); n != 1 {

@@ -1,11 +1,15 @@
 package plugin
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/rpc"
 	"os"
+	"runtime"
+	"runtime/pprof"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -102,14 +106,51 @@ type HookArgs struct {
 // server runs in the module process. mu serializes every call into the
 // module and the heartbeat.
 type server struct {
-	mu    sync.Mutex
-	m     Module
-	hooks map[string]func([]byte) hook.Result
+	mu      sync.Mutex
+	m       Module
+	hooks   map[string]func([]byte) hook.Result
+	running atomic.Pointer[running] // the call holding mu, for Stacks
+}
+
+type running struct {
+	call  string
+	since time.Time
+}
+
+// enter takes mu for a call named call, labelling the goroutine with it
+// (pprof label mtev.module.call) so a dump shows which call hangs; the
+// returned func leaves.
+func (s *server) enter(call string) func() {
+	s.mu.Lock()
+	s.running.Store(&running{call: call, since: time.Now()})
+	pprof.SetGoroutineLabels(pprof.WithLabels(context.Background(), pprof.Labels("mtev.module.call", call)))
+	return func() {
+		pprof.SetGoroutineLabels(context.Background())
+		s.running.Store(nil)
+		s.mu.Unlock()
+	}
+}
+
+// StacksReply answers Stacks.
+type StacksReply struct {
+	Running string        // the call in progress, empty between calls
+	For     time.Duration // how long it has been running
+	Stacks  []byte        // every goroutine, as a Go panic prints them
+}
+
+// Stacks answers without taking mu, so a module whose call hangs still
+// tells which call it is and where every goroutine stands.
+func (s *server) Stacks(_ int, r *StacksReply) error {
+	if cur := s.running.Load(); cur != nil {
+		r.Running, r.For = cur.call, time.Since(cur.since)
+	}
+	buf := make([]byte, 1<<20)
+	r.Stacks = buf[:runtime.Stack(buf, true)]
+	return nil
 }
 
 func (s *server) Describe(_ int, r *DescribeReply) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.enter("Hooks")()
 	s.hooks = s.m.Hooks()
 	r.PID = os.Getpid()
 	for name := range s.hooks {
@@ -119,8 +160,7 @@ func (s *server) Describe(_ int, r *DescribeReply) error {
 }
 
 func (s *server) Config(cfg map[string]string, r *ConfigReply) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.enter("Config")()
 	if err := s.m.Config(cfg); err != nil {
 		var ke *KeyError
 		if errors.As(err, &ke) {
@@ -133,14 +173,12 @@ func (s *server) Config(cfg map[string]string, r *ConfigReply) error {
 }
 
 func (s *server) Init(name string, _ *int) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.enter("Init")()
 	return s.m.Init(name)
 }
 
 func (s *server) PostInit(_ int, _ *int) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.enter("PostInit")()
 	return s.m.PostInit()
 }
 
@@ -152,8 +190,7 @@ func (s *server) Ping(n int, r *int) error {
 }
 
 func (s *server) Hook(a HookArgs, r *int) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.enter("hook " + a.Point)()
 	fn := s.hooks[a.Point]
 	if fn == nil {
 		return fmt.Errorf("plugin: hook %s: not attached", a.Point)
@@ -222,6 +259,14 @@ func (c *Client) PostInit(d time.Duration) error {
 // Ping is the heartbeat: it returns once the module is between calls.
 func (c *Client) Ping(d time.Duration) error {
 	return c.call("Ping", d, 1, new(int))
+}
+
+// Stacks asks the module, even one whose call hangs, which call runs and
+// for every goroutine's stack.
+func (c *Client) Stacks(d time.Duration) (StacksReply, error) {
+	var r StacksReply
+	err := c.call("Stacks", d, 0, &r)
+	return r, err
 }
 
 // Hook invokes the module's function for point with value (JSON).
