@@ -183,8 +183,7 @@ func (s *server) PostInit(_ int, _ *int) error {
 }
 
 func (s *server) Ping(n int, r *int) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.enter("Ping")()
 	*r = n
 	return nil
 }
