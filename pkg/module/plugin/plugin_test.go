@@ -27,7 +27,7 @@ func (m *module) Config(cfg map[string]string) error {
 	return nil
 }
 func (m *module) Init(name string) error { m.name = name; return nil }
-func (m *module) PostInit() error         { return nil }
+func (m *module) PostInit() error        { return nil }
 func (m *module) Hooks() map[string]func([]byte) hook.Result {
 	return map[string]func([]byte) hook.Result{
 		"answer": func(b []byte) hook.Result {
