@@ -81,6 +81,11 @@ func (p *testPlugin) Hooks() map[string]func([]byte) hook.Result {
 				select {}
 			case "hang":
 				select {}
+			case "env":
+				// Nothing ties the module to the supervisor.
+				if os.Getenv("NOTIFY_SOCKET") != "" || os.Getenv("MTEV_HEARTS_FD") != "" || os.Getenv("MTEV_MODULE_TEST_KEPT") != "kept" {
+					return hook.Abort
+				}
 			}
 			return hook.Done
 		},

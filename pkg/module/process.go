@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -63,12 +64,41 @@ type conn struct {
 	pid     int
 	started time.Time
 	stderr  *tail
-	exited  chan struct{} // closed once the process was reaped
-	exitErr error         // set before exited is closed
+	exited  chan struct{}     // closed once the process was reaped
+	exitErr error             // set before exited is closed
+	lines   []*log.LineWriter // the output streams' line splitters
 	// slow is set when a hook call gets no answer in time, and cleared by
 	// the next answered heartbeat: meanwhile hook calls answer CONTINUE
 	// at once instead of each waiting hook_timeout.
 	slow atomic.Bool
+}
+
+// kill ends the process (if it still runs) and go-plugin's goroutines,
+// and flushes the last partial line of its output.
+func (c *conn) kill() {
+	c.client.Kill()
+	for _, lw := range c.lines {
+		lw.Close()
+	}
+}
+
+// moduleEnv is the environment of a module process: the host's (with
+// go-plugin's handshake variables) without what ties a process to the
+// supervisor, so a module cannot speak for the service: the notify
+// socket and the descriptors of the heart table, crash output and
+// control channel (which it does not inherit anyway).
+func moduleEnv(env []string) []string {
+	out := make([]string, 0, len(env))
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		switch {
+		case k == "NOTIFY_SOCKET", k == "WATCHDOG_USEC", k == "WATCHDOG_PID", k == "LISTEN_FDS", k == "LISTEN_PID", k == "LISTEN_FDNAMES":
+		case strings.HasPrefix(k, "MTEV_") && strings.HasSuffix(k, "_FD"):
+		default:
+			out = append(out, kv)
+		}
+	}
+	return out
 }
 
 func newProcess(sp Spec, h *Host) *process {
@@ -111,14 +141,16 @@ func (p *process) launch(first bool) (*conn, Stage, error) {
 		if p.outLog == nil {
 			return c.stderr
 		}
-		return io.MultiWriter(c.stderr, p.outLog.LineWriter(nil))
+		lw := p.outLog.LineWriter(nil)
+		c.lines = append(c.lines, lw)
+		return io.MultiWriter(c.stderr, lw)
 	}
 	c.client = goplugin.NewClient(&goplugin.ClientConfig{
 		HandshakeConfig:  plugin.Handshake,
 		Plugins:          goplugin.PluginSet{plugin.Name: &plugin.RPCPlugin{}},
 		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolNetRPC},
 		RunnerFunc: func(_ hclog.Logger, tmpl *exec.Cmd, _ string) (runner.Runner, error) {
-			return newRunner(p.spec.Path, tmpl.Env, c)
+			return newRunner(p.spec.Path, moduleEnv(tmpl.Env), c)
 		},
 		Stderr:       stream(),
 		SyncStdout:   stream(),
@@ -127,14 +159,14 @@ func (p *process) launch(first bool) (*conn, Stage, error) {
 		StartTimeout: p.spec.CallTimeout,
 	})
 	fail := func(st Stage, err error) (*conn, Stage, error) {
-		c.client.Kill()
+		c.kill()
 		return nil, st, err
 	}
 	proto, err := c.client.Client()
 	if err != nil {
 		// Kill returns once the process's stderr has been read to
 		// its end: the message can quote it.
-		c.client.Kill()
+		c.kill()
 		return nil, StageOnload, fmt.Errorf("start %s: %w%s", p.spec.Path, err, fatalOutput(c.stderr.bytes()))
 	}
 	raw, err := proto.Dispense(plugin.Name)
@@ -231,7 +263,7 @@ func (p *process) stop() {
 		<-p.done
 	}
 	if c := p.cur.Swap(nil); c != nil {
-		c.client.Kill()
+		c.kill()
 	}
 }
 
@@ -337,7 +369,7 @@ func (p *process) crashed(c *conn) {
 		Source: "module", Name: p.spec.Name, Detail: detail,
 		Elapsed: time.Since(c.started), Labels: p.labels(c, "crash"),
 	})
-	c.client.Kill()
+	c.kill()
 }
 
 // hung reports a process whose heart stopped, while it still runs (so its
@@ -367,7 +399,7 @@ func (p *process) hung(c *conn, elapsed time.Duration, why error) {
 	case <-time.After(quitGrace):
 		_ = c.cmd.Process.Kill()
 	}
-	c.client.Kill()
+	c.kill()
 }
 
 func (p *process) report(s Stall) {

@@ -175,7 +175,13 @@ func (h *host) waitAnswered(t *testing.T, n int64) {
 }
 
 func TestProcessModuleAnswersHooks(t *testing.T) {
+	t.Setenv("NOTIFY_SOCKET", "/run/nowhere")
+	t.Setenv("MTEV_HEARTS_FD", "3")
+	t.Setenv("MTEV_MODULE_TEST_KEPT", "kept")
 	h := startHost(t, "")
+	if r := testPoint.Invoke(testValue{Cmd: "env"}); r != hook.Done {
+		t.Fatalf("the module process's environment: %v", r)
+	}
 	pid, up, runs := h.proc()
 	if !up || pid == 0 || runs != 1 || !alive(pid) {
 		t.Fatalf("module process: pid %d up %v runs %d", pid, up, runs)
