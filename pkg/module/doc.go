@@ -28,7 +28,8 @@
 //     that never returns stops its heart;
 //   - a crash (the process exits) is reported through Host.Report with the
 //     exit status and the fatal output of its stderr (a Go panic and its
-//     goroutines) in Stall.Detail;
+//     goroutines) in Stall.Detail, and PID 0 (nothing is left to capture;
+//     the label module.pid names the process);
 //   - a hang (the heart stopped) is reported with Stall.PID set while the
 //     process still runs, so the supervisor can capture it, and with the
 //     module's own account in Stall.Detail: the call that hangs (also the
