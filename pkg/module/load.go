@@ -225,3 +225,29 @@ func (s *Set) Close() error {
 	}
 	return errors.Join(errs...)
 }
+
+// Show writes the `show modules` console listing to w: one line per
+// module in load order, with a module process's state.
+func (s *Set) Show(w io.Writer) error {
+	list := s.List()
+	if len(list) == 0 {
+		_, err := fmt.Fprintln(w, "no modules")
+		return err
+	}
+	for _, i := range list {
+		var err error
+		if i.Kind == "process" {
+			state := fmt.Sprintf("pid %d", i.PID)
+			if !i.Up {
+				state = "restarting"
+			}
+			_, err = fmt.Fprintf(w, "%s: %s (%s, %s, started %d times, hook calls failed %d, skipped %d)\n", i.Name, i.Image, i.Kind, state, i.Runs, i.HookErrors, i.HookSkipped)
+		} else {
+			_, err = fmt.Fprintf(w, "%s: %s (%s)\n", i.Name, i.Image, i.Kind)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

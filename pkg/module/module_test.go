@@ -122,6 +122,11 @@ func TestLifecycleOrder(t *testing.T) {
 	if len(list) != 2 || list[0].Name != "a" || list[1].Name != "b" || list[0].Kind != "compiled-in" || list[0].Type != "generic" {
 		t.Fatalf("listed %+v", list)
 	}
+	var b strings.Builder
+	set.Show(&b)
+	if b.String() != "a: test_recorder (compiled-in)\nb: test_recorder (compiled-in)\n" {
+		t.Fatalf("show modules printed %q", b.String())
+	}
 	if err := set.Close(); err != nil {
 		t.Fatal(err)
 	}

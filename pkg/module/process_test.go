@@ -198,8 +198,18 @@ func TestProcessModuleAnswersHooks(t *testing.T) {
 	if !found {
 		t.Fatal("hook listing does not show module:proc attached")
 	}
+	var b strings.Builder
+	h.set.Show(&b)
+	if want := fmt.Sprintf("proc: ./test-module (process, pid %d, started 1 times, hook calls failed 0, skipped 0)\n", pid); b.String() != want {
+		t.Fatalf("show modules printed %q, want %q", b.String(), want)
+	}
 	h.waitAnswered(t, 10)
 	h.set.Close()
+	b.Reset()
+	h.set.Show(&b)
+	if b.String() != "no modules\n" {
+		t.Fatalf("show modules after Close printed %q", b.String())
+	}
 	waitFor(t, "the module process to end after Close", func() bool { return !alive(pid) })
 	if r := testPoint.Invoke(testValue{Cmd: "echo"}); r != hook.Continue {
 		t.Fatalf("a stopped module answered %v, want CONTINUE", r)
