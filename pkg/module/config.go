@@ -73,6 +73,39 @@ type Process struct {
 	RestartBackoff, RestartBackoffMax                     time.Duration
 }
 
+// fill sets the zero fields to the section's defaults, for Specs built
+// in code.
+func (p *Process) fill() {
+	def := func(d *time.Duration, v string) {
+		if *d <= 0 {
+			*d, _ = config.ParseDuration(v)
+		}
+	}
+	var attrs []config.Attr
+	for _, c := range Section.Children {
+		if c.Name == "generic" {
+			attrs = c.Attrs
+		}
+	}
+	for _, a := range attrs {
+		switch a.Name {
+		case "heartbeat":
+			def(&p.Heartbeat, a.Default)
+		case "heartbeat_timeout":
+			def(&p.HeartbeatTimeout, a.Default)
+		case "hook_timeout":
+			def(&p.HookTimeout, a.Default)
+		case "call_timeout":
+			def(&p.CallTimeout, a.Default)
+		case "restart_backoff":
+			def(&p.RestartBackoff, a.Default)
+		case "restart_backoff_max":
+			def(&p.RestartBackoffMax, a.Default)
+		}
+	}
+	p.RestartBackoffMax = max(p.RestartBackoffMax, p.RestartBackoff)
+}
+
 // Specs reads the <modules> section: every active <generic>, in document
 // order. Errors carry the file and line of the element responsible: an
 // unknown image, a duplicate name, a process attribute on a compiled-in

@@ -107,13 +107,18 @@ func Start(ctx context.Context, specs []Spec, host Host) (s *Set, err error) {
 		in := &Instance{Spec: sp, host: &h}
 		s.list = append(s.list, in)
 		if sp.Path != "" {
+			sp.Process.fill()
+			in.Spec = sp
 			in.proc = newProcess(sp, in.host)
 			if err := in.proc.start(ctx); err != nil {
 				return s, err
 			}
 			continue
 		}
-		onload, _ := lookup(sp.Image)
+		onload, ok := lookup(sp.Image)
+		if !ok {
+			return s, stageErr(sp, StageOnload, fmt.Errorf("%w: %s is not compiled in", ErrUnknownImage, sp.Image))
+		}
 		if in.Module, err = onload(); err != nil {
 			return s, stageErr(sp, StageOnload, err)
 		}
@@ -152,9 +157,6 @@ func Start(ctx context.Context, specs []Spec, host Host) (s *Set, err error) {
 // stageErr places err: at the key's line for a KeyError, else at the
 // module's <generic>.
 func stageErr(sp Spec, st Stage, err error) error {
-	if se := (*StageError)(nil); errors.As(err, &se) {
-		return err
-	}
 	pos := sp.Pos
 	var ke *KeyError
 	if errors.As(err, &ke) {

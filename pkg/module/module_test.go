@@ -10,8 +10,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/mtev-supervise/mtev-supervise/pkg/config"
+	"github.com/mtev-supervise/mtev-supervise/pkg/hook"
 )
 
 // calls records lifecycle calls of the compiled-in test modules.
@@ -246,5 +248,38 @@ func TestRegisterPanics(t *testing.T) {
 	}
 	if !slices.Contains(Images(), "test_recorder") {
 		t.Fatalf("Images() = %v", Images())
+	}
+}
+
+func TestPostInitHookAbort(t *testing.T) {
+	PostInitHook.Register("test", func(s *Set) hook.Result {
+		if s.Instance("abort-me") != nil {
+			return hook.Abort
+		}
+		return hook.Continue
+	})
+	cfg := writeConfig(t, t.TempDir(), `<generic image="test_recorder" name="abort-me"/>
+`)
+	takeCalls()
+	set, err := Load(context.Background(), cfg, Host{})
+	if set != nil || !errors.Is(err, ErrPostInitHook) {
+		t.Fatalf("dso_post_init ABORT: set %v, error %v", set, err)
+	}
+	if got := takeCalls(); !slices.Equal(got, []string{"onload", "config:", "init:abort-me", "post_init:abort-me", "close:abort-me"}) {
+		t.Fatalf("ran %v", got)
+	}
+}
+
+// Specs built in code: an image that is not compiled in is refused, and
+// a module process gets the section's defaults.
+func TestStartFromSpecs(t *testing.T) {
+	_, err := Start(context.Background(), []Spec{{Image: "nowhere", Name: "x"}}, Host{})
+	if !errors.Is(err, ErrUnknownImage) || !errors.Is(err, ErrStage) {
+		t.Fatalf("unknown image: %v", err)
+	}
+	var p Process
+	p.fill()
+	if p.Heartbeat != time.Second || p.HeartbeatTimeout != 5*time.Second || p.HookTimeout != time.Second || p.CallTimeout != 30*time.Second || p.RestartBackoff != 100*time.Millisecond || p.RestartBackoffMax != 30*time.Second {
+		t.Fatalf("defaults %+v", p)
 	}
 }
