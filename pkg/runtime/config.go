@@ -6,6 +6,7 @@ import (
 	"github.com/mtev-supervise/mtev-supervise/pkg/config"
 	"github.com/mtev-supervise/mtev-supervise/pkg/eventer"
 	"github.com/mtev-supervise/mtev-supervise/pkg/log"
+	"github.com/mtev-supervise/mtev-supervise/pkg/module"
 )
 
 // EventerSection declares the <eventer> section of an application's
@@ -29,7 +30,7 @@ func init() { config.Register(EventerSection) }
 // loadConfig reads the application's configuration file, validating the
 // sections the runtime reads, and applies <eventer> over app.Eventer.
 func loadConfig(app *App, rt *Runtime) error {
-	c, err := config.Load(app.ConfigFile, config.Options{Sections: []config.Section{EventerSection, log.ConfigSection}})
+	c, err := config.Load(app.ConfigFile, config.Options{Sections: []config.Section{EventerSection, log.ConfigSection, module.Section}})
 	if err != nil {
 		return err
 	}

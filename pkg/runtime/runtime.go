@@ -16,6 +16,7 @@ import (
 	"github.com/mtev-supervise/mtev-supervise/pkg/config"
 	"github.com/mtev-supervise/mtev-supervise/pkg/eventer"
 	"github.com/mtev-supervise/mtev-supervise/pkg/log"
+	"github.com/mtev-supervise/mtev-supervise/pkg/module"
 	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog"
 	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/dump"
 	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/hearts"
@@ -70,6 +71,9 @@ type Runtime struct {
 	// debug, stderr) and whatever the <logs> section adds. SIGUSR1 reopens
 	// its files.
 	Logs *log.Graph
+	// Modules are the modules of the <modules> section (nil without a
+	// configuration file), up before App.Start.
+	Modules *module.Set
 }
 
 // Main runs app and exits the process with its status. Call it from main.
@@ -197,6 +201,13 @@ func serve(ctx context.Context, app App, rt *Runtime) error {
 	}
 	defer ev.Stop()
 	rt.Eventer = ev
+	if err := startModules(ctx, rt); err != nil {
+		return err
+	}
+	defer rt.Modules.Close()
+	if err := childStarted(app, rt); err != nil {
+		return err
+	}
 	if app.Start != nil {
 		if err := app.Start(ctx, rt); err != nil {
 			return err
