@@ -29,7 +29,7 @@ func init() { config.Register(EventerSection) }
 // loadConfig reads the application's configuration file, validating the
 // sections the runtime reads, and applies <eventer> over app.Eventer.
 func loadConfig(app *App, rt *Runtime) error {
-	c, err := config.Load(app.ConfigFile, config.Options{Sections: []config.Section{EventerSection, log.ConfigSection}})
+	c, err := config.Load(app.ConfigFile, config.Options{Sections: []config.Section{EventerSection, log.ConfigSection, ConsoleSection}})
 	if err != nil {
 		return err
 	}

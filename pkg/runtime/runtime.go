@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mtev-supervise/mtev-supervise/pkg/config"
+	"github.com/mtev-supervise/mtev-supervise/pkg/console"
 	"github.com/mtev-supervise/mtev-supervise/pkg/eventer"
 	"github.com/mtev-supervise/mtev-supervise/pkg/log"
 	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog"
@@ -51,6 +52,10 @@ type App struct {
 	// Runtime.Logs; both are validated with file:line errors. Runtime.Reload
 	// re-reads it.
 	ConfigFile string
+	// Console, when set, serves the operator console (pkg/console): on a
+	// unix socket in the state directory, and on TCP when configured
+	// (see ConsoleOptions and the <console> section).
+	Console *ConsoleOptions
 }
 
 // Runtime is the running framework, handed to App.Start and App.Run.
@@ -70,6 +75,8 @@ type Runtime struct {
 	// debug, stderr) and whatever the <logs> section adds. SIGUSR1 reopens
 	// its files.
 	Logs *log.Graph
+	// Console is the console server when App.Console is set.
+	Console *console.Server
 }
 
 // Main runs app and exits the process with its status. Call it from main.
@@ -197,6 +204,15 @@ func serve(ctx context.Context, app App, rt *Runtime) error {
 	}
 	defer ev.Stop()
 	rt.Eventer = ev
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if app.Console != nil {
+		stopConsole, err := startConsole(app, rt, cancel)
+		if err != nil {
+			return err
+		}
+		defer stopConsole()
+	}
 	if app.Start != nil {
 		if err := app.Start(ctx, rt); err != nil {
 			return err
