@@ -49,7 +49,7 @@ func needConfig(s *Session, what string) (*config.Config, error) {
 // (or the root element outside configure mode).
 func (s *Session) resolve(c *config.Config, p string) string {
 	base := s.confPath
-	if base == "" {
+	if s.Mode() != ConfMode || base == "" {
 		base = c.Root().Path()
 	}
 	if strings.HasPrefix(p, "/") {

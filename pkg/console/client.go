@@ -2,6 +2,7 @@ package console
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,8 +17,9 @@ import (
 // `mtev-supervise console -c` uses). It is not safe for concurrent use.
 type Client struct {
 	conn net.Conn
-	sc   *bufio.Scanner
-	next int
+	sc      *bufio.Scanner
+	next    int
+	greeted bool
 }
 
 // ErrSessionClosed is returned by Client.Run once the server ended the
@@ -85,8 +87,17 @@ func (c *Client) request(req Request, out io.Writer, completion *[]string) error
 			Reply
 			ID json.RawMessage `json:"id"`
 		}
-		if err := json.Unmarshal(c.sc.Bytes(), &r); err != nil {
-			return fmt.Errorf("console: bad reply %q: %w", c.sc.Bytes(), err)
+		line := c.sc.Bytes()
+		if !c.greeted {
+			// The banner and prompt every client gets come first.
+			i := bytes.IndexByte(line, '{')
+			if i < 0 {
+				continue
+			}
+			line, c.greeted = line[i:], true
+		}
+		if err := json.Unmarshal(line, &r); err != nil {
+			return fmt.Errorf("console: bad reply %q: %w", line, err)
 		}
 		switch {
 		case r.Text != nil:

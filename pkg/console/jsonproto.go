@@ -178,7 +178,7 @@ func (s *Server) Handler() http.Handler {
 			s.report(err)
 			return
 		}
-		closer := closerFunc(func() error { return c.CloseNow() })
+		closer := &wsCloser{c}
 		if !s.track(closer) {
 			c.Close(websocket.StatusGoingAway, "shutting down")
 			return
@@ -223,9 +223,9 @@ func (s *Server) Handler() http.Handler {
 	})
 }
 
-type closerFunc func() error
+type wsCloser struct{ c *websocket.Conn }
 
-func (f closerFunc) Close() error { return f() }
+func (w *wsCloser) Close() error { return w.c.CloseNow() }
 
 // Mounter is what the HTTP layer offers to mount handlers (pkg/rest's
 // Router has this method).

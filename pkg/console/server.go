@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
@@ -325,12 +326,13 @@ func (s *Server) serveConn(conn net.Conn, auth string) {
 		io.Reader
 		io.Writer
 	}{br, conn}, max: s.opts.MaxLine}
-	banner := fmt.Sprintf("%s: %s\n", s.name, auth)
-	if negotiate {
-		if lc.writeRaw(negotiation) != nil {
-			return
-		}
-		lc.Write([]byte(strings.ReplaceAll(banner, "\n", "\r\n") + s.name + "# "))
+	// Everyone gets the banner and a prompt at once (nc, socat and telnet
+	// users expect to be greeted); a TCP client is also offered telnet.
+	if negotiate && lc.writeRaw(negotiation) != nil {
+		return
+	}
+	if _, err := lc.Write([]byte(fmt.Sprintf("%s: %s\r\n%s# ", s.name, auth, s.name))); err != nil {
+		return
 	}
 	first, err := br.Peek(1)
 	if err != nil {
@@ -338,18 +340,13 @@ func (s *Server) serveConn(conn net.Conn, auth string) {
 	}
 	switch {
 	case first[0] == tnIAC:
-		if !negotiate {
-			if lc.writeRaw(negotiation) != nil {
-				return
-			}
+		if !negotiate && lc.writeRaw(negotiation) != nil {
+			return
 		}
-		s.serveTelnet(ctx, lc, banner, negotiate)
+		s.serveTelnet(ctx, lc)
 	case first[0] == '{':
 		s.serveJSONLines(ctx, lc)
 	default:
-		if !negotiate {
-			lc.Write([]byte(banner + s.name + "# "))
-		}
 		s.servePlain(ctx, lc, br)
 	}
 }
@@ -384,7 +381,7 @@ func (s *Server) servePlain(ctx context.Context, lc *lineConn, br *bufio.Reader)
 
 // serveTelnet runs a line-edited session through x/term: history, tab
 // completion, window size from NAWS.
-func (s *Server) serveTelnet(ctx context.Context, lc *lineConn, banner string, prompted bool) {
+func (s *Server) serveTelnet(ctx context.Context, lc *lineConn) {
 	var t *term.Terminal
 	var tmu sync.Mutex
 	lc.telnet = newTelnetDecoder(func(b []byte) { lc.writeRaw(b) }, func(w, h int) {
@@ -396,7 +393,7 @@ func (s *Server) serveTelnet(ctx context.Context, lc *lineConn, banner string, p
 		}
 	})
 	tmu.Lock()
-	t = term.NewTerminal(lc, s.name+"# ")
+	t = term.NewTerminal(&validUTF8{r: lc, w: lc}, s.name+"# ")
 	tmu.Unlock()
 	t.History = newHistory(s.opts.History)
 	sess := newSession(s, ctx, t)
@@ -437,13 +434,9 @@ func (s *Server) serveTelnet(ctx context.Context, lc *lineConn, banner string, p
 		lastTab = head
 		return line, pos, true
 	}
-	if prompted {
-		// The banner and a plain prompt went out before the client
-		// answered: start the editor on a clean line.
-		lc.Write([]byte("\r\x1b[K"))
-	} else {
-		t.Write([]byte(banner))
-	}
+	// The banner and a plain prompt went out before the client answered:
+	// start the editor on a clean line.
+	lc.Write([]byte("\r\x1b[K"))
 	for {
 		line, err := t.ReadLine()
 		if err != nil {
@@ -504,4 +497,45 @@ func (h *history) At(idx int) string { return h.lines[len(h.lines)-1-idx] }
 // the supervisor's control socket in the state directory.
 func SocketPath(stateDir, service string) string {
 	return filepath.Join(stateDir, "run", service+".console")
+}
+
+// validUTF8 replaces bytes that are not UTF-8 with '?' on the way to the
+// line editor, which otherwise stops at an invalid byte until more input
+// arrives. A rune split across reads is kept for the next read.
+type validUTF8 struct {
+	r    io.Reader
+	w    io.Writer
+	tail []byte
+}
+
+func (v *validUTF8) Write(p []byte) (int, error) { return v.w.Write(p) }
+
+func (v *validUTF8) Read(p []byte) (int, error) {
+	if len(p) < utf8.UTFMax+1 {
+		return v.r.Read(p)
+	}
+	buf := make([]byte, len(p)-len(v.tail))
+	n, err := v.r.Read(buf)
+	data := append(v.tail, buf[:n]...)
+	v.tail = nil
+	out := p[:0]
+	for len(data) > 0 {
+		if !utf8.FullRune(data) {
+			if err == nil {
+				v.tail = append([]byte(nil), data...)
+				break
+			}
+		}
+		r, size := utf8.DecodeRune(data)
+		if r == utf8.RuneError && size <= 1 {
+			out = append(out, '?')
+		} else {
+			out = append(out, data[:size]...)
+		}
+		data = data[size:]
+	}
+	if len(out) == 0 && err == nil && v.tail != nil {
+		return v.Read(p)
+	}
+	return len(out), err
 }
