@@ -77,16 +77,16 @@ func init() {
 
 // VersionInfo is what "show version" reports.
 type VersionInfo struct {
-	BuildSysname string `json:"build_sysname"`
-	BuildMachine string `json:"build_machine"`
-	RunSysname   string `json:"run_sysname"`
-	RunNodename  string `json:"run_nodename"`
-	RunRelease   string `json:"run_release"`
-	RunVersion   string `json:"run_version"`
-	RunMachine   string `json:"run_machine"`
-	Bitwidth     int    `json:"bitwidth"`
-	Version      string `json:"version"`
-	GoVersion    string `json:"go_version"`
+	BuildSysname string   `json:"build_sysname"`
+	BuildMachine string   `json:"build_machine"`
+	RunSysname   string   `json:"run_sysname"`
+	RunNodename  string   `json:"run_nodename"`
+	RunRelease   string   `json:"run_release"`
+	RunVersion   string   `json:"run_version"`
+	RunMachine   string   `json:"run_machine"`
+	Bitwidth     int      `json:"bitwidth"`
+	Version      string   `json:"version"`
+	GoVersion    string   `json:"go_version"`
 	Features     []string `json:"features"`
 }
 

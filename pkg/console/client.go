@@ -16,7 +16,7 @@ import (
 // Client runs commands on a console over the JSON protocol (what
 // `mtev-supervise console -c` uses). It is not safe for concurrent use.
 type Client struct {
-	conn net.Conn
+	conn    net.Conn
 	sc      *bufio.Scanner
 	next    int
 	greeted bool
