@@ -2,6 +2,7 @@ package rest
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/http"
@@ -347,6 +348,11 @@ func listenerConfig(ctx context.Context) map[string]string {
 
 // ServeHTTP routes r.
 func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.TLS == nil {
+		if st, ok := r.Context().Value(tlsKey{}).(*tls.ConnectionState); ok {
+			r.TLS = st
+		}
+	}
 	x := &Exchange{Request: r, ID: rt.reqID.Add(1), Start: time.Now(), Listener: listenerConfig(r.Context())}
 	rw := &respWriter{rw: w, x: x, rt: rt}
 	x.rw = rw

@@ -76,6 +76,7 @@ func NewServer(h http.Handler, o ServerOptions) *Server {
 		TLSConfig:         o.TLS,
 		ErrorLog:          o.ErrorLog,
 		BaseContext:       func(net.Listener) context.Context { return WithListenerConfig(context.Background(), cfg) },
+		ConnContext:       connContext,
 	}
 	p := new(http.Protocols)
 	p.SetHTTP1(true)
@@ -130,6 +131,17 @@ func (s *Server) Serve(ln net.Listener) error {
 	return err
 }
 
+// ServeConns serves the connections ln yields as they are: TLS
+// connections already handshaken (control_dispatch hands its sniffed
+// connections over this way). It returns nil after Shutdown.
+func (s *Server) ServeConns(ln net.Listener) error {
+	err := s.srv.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
 // Shutdown stops accepting, waits for requests in flight until ctx ends,
 // then closes what is left.
 func (s *Server) Shutdown(ctx context.Context) error {
@@ -138,4 +150,24 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		_ = s.srv.Close()
 	}
 	return err
+}
+
+// tlsConn is a connection carrying TLS that is not a *tls.Conn (a
+// sniffed connection with its first bytes replayed).
+type tlsConn interface {
+	ConnectionState() tls.ConnectionState
+	IsTLS() bool
+}
+
+type tlsKey struct{}
+
+func connContext(ctx context.Context, c net.Conn) context.Context {
+	if _, ok := c.(*tls.Conn); ok {
+		return ctx
+	}
+	if tc, ok := c.(tlsConn); ok && tc.IsTLS() {
+		st := tc.ConnectionState()
+		return context.WithValue(ctx, tlsKey{}, &st)
+	}
+	return ctx
 }
