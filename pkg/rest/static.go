@@ -20,7 +20,50 @@ import (
 // ever served: the path is cleaned, and symbolic links are resolved and
 // must stay below the resolved root. EACCES answers 403, anything else
 // 404.
+//
+// An empty root serves the document_root (index_file, mime_type_<ext>)
+// of the listener's <config> the request came in on, as libmtev does;
+// 404 when it has none.
 func Files(root, index string, mimeTypes map[string]string) (http.Handler, error) {
+	if index == "" {
+		index = "index.html"
+	}
+	if root == "" {
+		return http.HandlerFunc(listenerFiles), nil
+	}
+	f, err := newFiles(root, index, mimeTypes)
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+func listenerFiles(w http.ResponseWriter, r *http.Request) {
+	x := FromRequest(r)
+	var cfg map[string]string
+	if x != nil {
+		cfg = x.Listener
+	}
+	root := cfg["document_root"]
+	if root == "" {
+		Error(w, http.StatusNotFound, "not found")
+		return
+	}
+	mt := map[string]string{}
+	for k, v := range cfg {
+		if ext, ok := strings.CutPrefix(k, "mime_type_"); ok {
+			mt[ext] = v
+		}
+	}
+	f, err := newFiles(root, cfg["index_file"], mt)
+	if err != nil {
+		Error(w, http.StatusNotFound, "not found")
+		return
+	}
+	f.ServeHTTP(w, r)
+}
+
+func newFiles(root, index string, mimeTypes map[string]string) (*files, error) {
 	if index == "" {
 		index = "index.html"
 	}
