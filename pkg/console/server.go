@@ -80,7 +80,8 @@ type Server struct {
 }
 
 // ErrServerClosed is returned by Serve after Shutdown.
-var ErrServerClosed = errors.New("console: server closed")
+// It wraps net.ErrClosed, which listener sets expect from a stopped server.
+var ErrServerClosed = fmt.Errorf("console: server closed: %w", net.ErrClosed)
 
 // NewServer returns a server; Serve and Handler start serving.
 func NewServer(opts Options) *Server {

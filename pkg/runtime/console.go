@@ -6,58 +6,31 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/mtev-supervise/mtev-supervise/pkg/config"
 	"github.com/mtev-supervise/mtev-supervise/pkg/console"
 	"github.com/mtev-supervise/mtev-supervise/pkg/journal"
+	"github.com/mtev-supervise/mtev-supervise/pkg/listener"
 	"github.com/mtev-supervise/mtev-supervise/pkg/trace"
 	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog"
 )
 
 // ConsoleOptions configure the console a service serves (App.Console).
+// Besides the unix socket, the console is served on every <listener
+// type="mtev_console"> (TCP or unix; <config>: acl, line_protocol) and as a
+// websocket at /mtev/console on the HTTP listeners.
 type ConsoleOptions struct {
 	// Socket is the unix socket; default console.SocketPath(state dir,
 	// service name). "-" serves none.
 	Socket string
-	// Address is a TCP address to serve too ("" none). A missing host
-	// binds loopback: ":32322" is 127.0.0.1:32322.
-	Address string
-	// Allow lists the networks (CIDR or address) TCP clients may come
-	// from; empty means loopback only.
-	Allow []string
 	// Version is shown by "show version".
 	Version string
 }
 
-// ConsoleSection declares the <console> section: the console's listeners
-// and ACL, over App.Console.
-//
-//	<console address="127.0.0.1:32322" socket="/run/app/console">
-//	  <acl ip="10.0.0.0/8"/>
-//	</console>
-var ConsoleSection = config.Section{
-	Path: "console",
-	Doc:  "The operator console (telnet, unix socket, websocket).",
-	Element: config.Element{
-		Attrs: []config.Attr{
-			{Name: "address", Doc: "TCP address to serve the console on; a missing host binds loopback."},
-			{Name: "socket", Doc: "unix socket path (default: `<state dir>/run/<service>.console`; `-` for none)."},
-		},
-		Children: []config.Element{{
-			Name: "acl", Repeated: true, Doc: "A network TCP clients may come from (loopback only without any).",
-			Attrs: []config.Attr{{Name: "ip", Required: true, Doc: "an address or CIDR"}},
-		}},
-	},
-}
-
-func init() { config.Register(ConsoleSection) }
-
-// ServiceName is the name the supervisor knows this process by
+// serviceName is the name the supervisor knows this process by
 // (MTEV_SERVICE), else app.Name.
 func serviceName(app App) string {
 	if n := os.Getenv("MTEV_SERVICE"); n != "" {
@@ -71,80 +44,67 @@ func serviceName(app App) string {
 // unsupervised).
 func startConsole(app App, rt *Runtime, stop context.CancelFunc) (func(), error) {
 	o := *app.Console
-	if rt.Config != nil {
-		v, err := rt.Config.Section(ConsoleSection)
+	base := console.Options{
+		Name: app.Name, Version: o.Version, Eventer: rt.Eventer, Logs: rt.Logs, Config: rt.Config,
+		Runtime: consoleRuntime(app, rt, stop),
+		OnError: func(err error) {
+			rt.Logs.Facility("debug/console").Log().Err(err).Msg("console connection")
+		},
+	}
+	// One server per <listener type="mtev_console">, so that each can be
+	// stopped alone on reload.
+	listener.Register("mtev_console", func(spec *listener.Spec) (listener.Server, error) {
+		opts := base
+		allow, err := console.ParseACL(strings.Split(spec.Config["acl"], ","))
 		if err != nil {
 			return nil, err
 		}
-		if n := v.Node(); n.Valid() {
-			if a, ok := n.Attr("address"); ok {
-				o.Address = a
-			}
-			if sp, ok := n.Attr("socket"); ok {
-				o.Socket = sp
-			}
-			for _, acl := range v.Children("acl") {
-				o.Allow = append(o.Allow, acl.String("ip"))
-			}
+		opts.Allow = allow
+		switch spec.Config["line_protocol"] {
+		case "telnet":
+			opts.Telnet = "on"
+		case "", "auto":
+		case "plain", "none":
+			opts.Telnet = "off"
+		default:
+			return nil, fmt.Errorf("console: line_protocol %q: want telnet, auto or plain", spec.Config["line_protocol"])
 		}
-	}
-	allow, err := console.ParseACL(o.Allow)
-	if err != nil {
-		return nil, err
-	}
-	srv := console.NewServer(console.Options{
-		Name: app.Name, Version: o.Version, Eventer: rt.Eventer, Logs: rt.Logs, Config: rt.Config,
-		Allow: allow, Runtime: consoleRuntime(app, rt, stop),
+		return console.NewServer(opts), nil
 	})
-	var lns []net.Listener
-	fail := func(err error) (func(), error) {
-		for _, ln := range lns {
-			ln.Close()
+	srv := console.NewServer(base)
+	if rt.Router != nil {
+		if err := srv.Mount(rt.Router); err != nil {
+			return nil, fmt.Errorf("runtime: console: %w", err)
 		}
-		return nil, err
-	}
-	service := serviceName(app)
-	stateDir := watchdog.DefaultStateDir(os.Getenv)
-	if o.Socket == "" && stateDir != "" {
-		o.Socket = console.SocketPath(stateDir, service)
-	}
-	if o.Socket != "" && o.Socket != "-" {
-		ln, err := console.ListenUnix(o.Socket)
-		if err != nil {
-			return fail(fmt.Errorf("runtime: console: %w", err))
-		}
-		ln.SetUnlinkOnClose(true)
-		lns = append(lns, ln)
-	}
-	if o.Address != "" {
-		addr := o.Address
-		if strings.HasPrefix(addr, ":") {
-			addr = "127.0.0.1" + addr
-		}
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			return fail(fmt.Errorf("runtime: console: %w", err))
-		}
-		lns = append(lns, ln)
-	}
-	done := make(chan struct{}, len(lns))
-	for _, ln := range lns {
-		go func() {
-			defer func() { done <- struct{}{} }()
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, console.ErrServerClosed) {
-				fmt.Fprintf(os.Stderr, "%s: console: %v\n", app.Name, err)
-			}
-		}()
 	}
 	rt.Console = srv
-	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		for range lns {
-			<-done
+	if o.Socket == "" {
+		if dir := watchdog.DefaultStateDir(os.Getenv); dir != "" {
+			o.Socket = console.SocketPath(dir, serviceName(app))
 		}
-	}, nil
+	}
+	if o.Socket == "" || o.Socket == "-" {
+		return func() { shutdownConsole(srv) }, nil
+	}
+	ln, err := console.ListenUnix(o.Socket)
+	if err != nil {
+		return nil, fmt.Errorf("runtime: console: %w", err)
+	}
+	ln.SetUnlinkOnClose(true)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, console.ErrServerClosed) {
+			fmt.Fprintf(os.Stderr, "%s: console: %v\n", app.Name, err)
+		}
+	}()
+	return func() { shutdownConsole(srv); <-done }, nil
+}
+
+func shutdownConsole(srv *console.Server) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	srv.Shutdown(ctx)
 }
 
 // consoleRuntime gives the console what acts on this process and its

@@ -16,7 +16,9 @@ import (
 	"github.com/mtev-supervise/mtev-supervise/pkg/config"
 	"github.com/mtev-supervise/mtev-supervise/pkg/console"
 	"github.com/mtev-supervise/mtev-supervise/pkg/eventer"
+	"github.com/mtev-supervise/mtev-supervise/pkg/listener"
 	"github.com/mtev-supervise/mtev-supervise/pkg/log"
+	"github.com/mtev-supervise/mtev-supervise/pkg/rest"
 	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog"
 	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/dump"
 	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/hearts"
@@ -77,6 +79,11 @@ type Runtime struct {
 	Logs *log.Graph
 	// Console is the console server when App.Console is set.
 	Console *console.Server
+	// Router is the HTTP/REST router of every HTTP listener, configured
+	// by <rest>; register routes on it in App.Start.
+	Router *rest.Router
+	// Listeners are the <listeners>, opened after App.Start.
+	Listeners *listener.Set
 }
 
 // Main runs app and exits the process with its status. Call it from main.
@@ -204,6 +211,10 @@ func serve(ctx context.Context, app App, rt *Runtime) error {
 	}
 	defer ev.Stop()
 	rt.Eventer = ev
+	if err := rt.initHTTP(); err != nil {
+		return err
+	}
+	defer rt.stopListeners()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if app.Console != nil {
@@ -217,6 +228,9 @@ func serve(ctx context.Context, app App, rt *Runtime) error {
 		if err := app.Start(ctx, rt); err != nil {
 			return err
 		}
+	}
+	if err := rt.startListeners(); err != nil {
+		return err
 	}
 	rt.Hearts.Ready()
 	if app.Run != nil {
