@@ -202,6 +202,7 @@ func crashCmd(s *Session, args []string) error {
 		return fmt.Errorf("console: usage: crash [LOOP]")
 	}
 	s.Printf("crashing from loop %d\n", loop)
+	s.Flush()
 	return rt.Crash(loop)
 }
 
@@ -236,6 +237,7 @@ func restartCmd(s *Session, args []string) error {
 		return unavailable("restart")
 	}
 	s.Printf("restarting\n")
+	s.Flush()
 	return rt.Restart()
 }
 
@@ -245,6 +247,7 @@ func shutdownCmd(s *Session, args []string) error {
 		return unavailable("shutdown")
 	}
 	s.Printf("shutting down\n")
+	s.Flush()
 	return rt.Shutdown()
 }
 

@@ -73,6 +73,15 @@ func (s *Server) newJSONPeer(ctx context.Context, send func(Reply) error) *jsonP
 			return ctx.Err()
 		}
 	}
+	p.s.flush = func() {
+		p.s.wmu.Lock()
+		text := buf.String()
+		buf.Reset()
+		p.s.wmu.Unlock()
+		if text != "" {
+			send(Reply{CmdID: "0", Text: &text})
+		}
+	}
 	p.s.logLine = func(line []byte) {
 		line = bytes.TrimSpace(line)
 		if !json.Valid(line) {
@@ -113,17 +122,8 @@ func (p *jsonPeer) handle(msg []byte) bool {
 		}
 		words[i] = w
 	}
-	buf := p.s.w.(*bytes.Buffer)
 	err := p.s.Execute(strings.Join(words, " "))
-	p.s.wmu.Lock()
-	text := buf.String()
-	buf.Reset()
-	p.s.wmu.Unlock()
-	if text != "" {
-		if p.send(Reply{CmdID: "0", Text: &text}) != nil {
-			return false
-		}
-	}
+	p.s.Flush()
 	r := Reply{ID: id, Done: true, Closed: p.s.Closed()}
 	if err != nil {
 		r.Error = err.Error()

@@ -44,6 +44,9 @@ type Session struct {
 	logLine func(line []byte)
 	// waitInput blocks until the user sends anything or ctx ends.
 	waitInput func(ctx context.Context) error
+	// flush sends buffered output now (JSON transports buffer a command's
+	// output until it ends).
+	flush func()
 
 	closed bool
 	// Values keeps per-session state of application commands.
@@ -73,6 +76,14 @@ func (s *Session) Write(p []byte) (int, error) {
 // Printf writes formatted output.
 func (s *Session) Printf(format string, args ...any) {
 	fmt.Fprintf(s, format, args...)
+}
+
+// Flush sends the output so far to the client at once. Commands that may
+// take the process (and the connection) down call it first.
+func (s *Session) Flush() {
+	if s.flush != nil {
+		s.flush()
+	}
 }
 
 // JSON reports whether the running command was given --json.
