@@ -7,12 +7,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 )
@@ -422,4 +425,56 @@ func TestRegister(t *testing.T) {
 		}
 	}()
 	tree.Register("show widgets", func(*Session, []string) error { return nil }, nil)
+}
+
+// TestAttach runs the interactive client of `mtev-supervise console` (the
+// terminal side of telnet) against the unix socket.
+func TestAttach(t *testing.T) {
+	f := newFixture(t, nil)
+	conn, err := net.Dial("unix", f.unix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	inR, inW := io.Pipe()
+	var out syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- Attach(conn, inR, &out, func() (int, int, bool) { return 90, 20, true }) }()
+	if !poll(func() bool { return strings.Contains(out.String(), "app# ") }) {
+		t.Fatalf("no prompt: %q", out.String())
+	}
+	inW.Write([]byte("show ver\t\r"))
+	if !poll(func() bool { return strings.Contains(out.String(), "build sysname:") }) {
+		t.Fatalf("no output: %q", out.String())
+	}
+	if !strings.Contains(out.String(), "show version \r\n") {
+		t.Errorf("the completed line was not echoed: %q", out.String())
+	}
+	inW.Write([]byte("exit\r"))
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("attach: %v", err)
+		}
+	case <-time.After(waitLimit):
+		t.Fatal("attach did not end after exit")
+	}
+	inW.Close()
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
