@@ -253,9 +253,17 @@ func TestBuiltins(t *testing.T) {
 		{"show log recent 2 --json", "seq"},
 		{"show conf /app/widgets --json", "children"},
 		{"help --json", ""},
+		{"mtev jobq work min 3 --json", "min"},
+		{"configure terminal", ""},
+		{"write memory --json", "generation"},
+		{"write terminal --json", "children"},
+		{"exit", ""},
 	}
 	for _, tc := range jsonCases {
 		out := run(t, c, tc.cmd)
+		if tc.cmd == "configure terminal" || tc.cmd == "exit" {
+			continue // mode changes print nothing
+		}
 		var v any
 		if err := json.Unmarshal([]byte(out), &v); err != nil {
 			t.Errorf("%s: not JSON: %v\n%s", tc.cmd, err, out)
