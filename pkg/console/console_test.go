@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"regexp"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"testing"
@@ -488,4 +489,22 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestLabels: while a command runs, its goroutine carries the session and
+// the command as pprof labels, so a goroutine dump names a stuck command.
+func TestLabels(t *testing.T) {
+	tree := NewTree()
+	var dump bytes.Buffer
+	tree.Register("stuck here", func(s *Session, args []string) error {
+		return pprof.Lookup("goroutine").WriteTo(&dump, 1)
+	}, nil)
+	s := newSession(NewServer(Options{}), context.Background(), io.Discard)
+	s.modes = []*Mode{{Name: "t", Tree: tree, Prompt: func(*Session) string { return "> " }}}
+	if err := s.Execute("stu he"); err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`"mtev.console.command":"stuck here"`).MatchString(dump.String()) {
+		t.Errorf("no command label in the goroutine dump:\n%.2000s", dump.String())
+	}
 }

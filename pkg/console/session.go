@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime/pprof"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -175,6 +177,10 @@ func (s *Session) Execute(line string) error {
 		}
 		return s.help(tree, path)
 	}
+	// A goroutine dump names the session and the command it runs.
+	pprof.SetGoroutineLabels(pprof.WithLabels(s.ctx, pprof.Labels(
+		"mtev.console", strconv.FormatUint(s.id, 10), "mtev.console.command", strings.Join(path, " "))))
+	defer pprof.SetGoroutineLabels(s.ctx)
 	return cmd.Run(s, args)
 }
 
