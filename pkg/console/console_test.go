@@ -508,3 +508,22 @@ func TestLabels(t *testing.T) {
 		t.Errorf("no command label in the goroutine dump:\n%.2000s", dump.String())
 	}
 }
+
+// TestPlainTCP: nc on the TCP console. The telnet offer is followed by an
+// erase of the line, and then plain lines without echo.
+func TestPlainTCP(t *testing.T) {
+	f := newFixture(t, nil)
+	p := dialPeer(t, "tcp", f.tcp)
+	p.expect(`^\r\x1b\[Kapp: \(no auth\)\r\napp# `)
+	p.send("show version\n")
+	out := p.expect(`app# `)
+	if !strings.HasPrefix(out, "build sysname:\tlinux\n") {
+		t.Errorf("plain output over TCP: %q", out)
+	}
+	p.mu.Lock()
+	cmds := p.cmds.String()
+	p.mu.Unlock()
+	if cmds != string(negotiation) {
+		t.Errorf("telnet commands sent to a plain client: %q, want only the offer", cmds)
+	}
+}

@@ -329,7 +329,9 @@ func (s *Server) serveConn(conn net.Conn, auth string) {
 	}{br, conn}, max: s.opts.MaxLine}
 	// Everyone gets the banner and a prompt at once (nc, socat and telnet
 	// users expect to be greeted); a TCP client is also offered telnet.
-	if negotiate && lc.writeRaw(negotiation) != nil {
+	// After the negotiation, "\r ESC[K" erases what a client that is not
+	// telnet (nc on a terminal) shows of those bytes.
+	if negotiate && lc.writeRaw(append(negotiation[:len(negotiation):len(negotiation)], "\r\x1b[K"...)) != nil {
 		return
 	}
 	if _, err := lc.Write([]byte(fmt.Sprintf("%s: %s\r\n%s# ", s.name, auth, s.name))); err != nil {
