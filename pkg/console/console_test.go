@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"regexp"
 	"runtime/pprof"
 	"strings"
@@ -525,5 +526,36 @@ func TestPlainTCP(t *testing.T) {
 	p.mu.Unlock()
 	if cmds != string(negotiation) {
 		t.Errorf("telnet commands sent to a plain client: %q, want only the offer", cmds)
+	}
+}
+
+// TestHistoryFile: with a history file, a new session recalls the lines of
+// the previous ones; the file is trimmed when it grows past twice the
+// history.
+func TestHistoryFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "history")
+	var lines []string
+	for i := 0; i < 30; i++ {
+		lines = append(lines, fmt.Sprintf("help %d", i))
+	}
+	os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o600)
+	f := newFixture(t, func(o *Options) { o.HistoryFile, o.History = file, 10 })
+	p := dialPeer(t, "tcp", f.tcp)
+	p.expect(`app# `)
+	p.send(telnetHello)
+	p.send("show version\r")
+	p.expect(`build sysname:`)
+	p.send("exit\r")
+	p.closed()
+	q := dialPeer(t, "tcp", f.tcp)
+	q.expect(`app# `)
+	q.send(telnetHello)
+	q.send("\x1b[A\x1b[A\r") // "exit", then "show version"
+	q.expect(`show version\r\nbuild sysname:`)
+	// 10 lines kept of the 30 (the file was trimmed), then what the two
+	// sessions added: show version, exit, show version.
+	b, _ := os.ReadFile(file)
+	if got := strings.Split(strings.TrimSpace(string(b)), "\n"); len(got) != 13 || got[0] != "help 20" || got[12] != "show version" {
+		t.Errorf("history file:\n%s", b)
 	}
 }
