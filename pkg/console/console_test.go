@@ -559,3 +559,36 @@ func TestHistoryFile(t *testing.T) {
 		t.Errorf("history file:\n%s", b)
 	}
 }
+
+// TestApply: libmtev's apply runs a command per value of a range.
+func TestApply(t *testing.T) {
+	tree := NewTree()
+	tree.Register("echo", func(s *Session, args []string) error {
+		s.Printf("%s\n", strings.Join(args, "|"))
+		return nil
+	}, nil)
+	var out bytes.Buffer
+	s := newSession(NewServer(Options{}), context.Background(), &out)
+	s.modes = []*Mode{{Name: "t", Tree: tree, Prompt: func(*Session) string { return "> " }}}
+	cases := []struct{ line, want string }{
+		{"apply i 1..3 echo loop {i}", "loop|1\nloop|2\nloop|3\n"},
+		{"apply i 0,5..12 echo {i}", "0\n5\n10\n"},
+		{"apply ip 10.0.0.0/30 echo host={ip}", "host=10.0.0.0\nhost=10.0.0.1\nhost=10.0.0.2\nhost=10.0.0.3\n"},
+		{"apply w a,b echo {w}{w}", "aa\nbb\n"},
+		{`apply w "x y" echo {w}`, "x y\n"},
+	}
+	for _, tc := range cases {
+		out.Reset()
+		if err := s.Execute(tc.line); err != nil {
+			t.Errorf("%s: %v", tc.line, err)
+		}
+		if out.String() != tc.want {
+			t.Errorf("%s: %q, want %q", tc.line, out.String(), tc.want)
+		}
+	}
+	for _, bad := range []string{"apply i 3..1 echo", "apply i 1..1000 echo {i}", "apply ip 10.0.0.0/16 echo", "apply i 1..2", "apply i 1,1..5 echo"} {
+		if err := s.Execute(bad); err == nil {
+			t.Errorf("%s: no error", bad)
+		}
+	}
+}

@@ -33,7 +33,7 @@
 //
 // # Built-in commands
 //
-// help, exit, show version, show eventer pools, show eventer debug
+// help, exit, apply (in every mode), show version, show eventer pools, show eventer debug
 // timers|sockets|jobq [NAME]|memory, mtev jobq NAME concurrency|min|max|floor
 // N, show log [NAME [N]], log connect FACILITY, [no] log
 // enable|disable|debug FACILITY, show conf PATH, configure terminal (ls, cd,
