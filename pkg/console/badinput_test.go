@@ -45,7 +45,8 @@ func TestBadInput(t *testing.T) {
 	}
 	check("malformed telnet")
 
-	// IAC IP is ^C, which ends a telnet session like a terminal's.
+	// IAC IP is ^C, which clears the line: the session goes on.
+	p.send("show ver\x03exit\r")
 	p.closed()
 
 	// A 1 MiB line on a plain session is refused; the session goes on.

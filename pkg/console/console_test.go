@@ -76,7 +76,10 @@ func TestTelnetTCP(t *testing.T) {
 	p.expect(`show conf x\?\r\n`)
 	p.expect(`error: console: .*\r\napp# `)
 
-	p.send("exit\r")
+	// ^C clears the line; ^D on an empty line ends the session.
+	p.send("frobnicate\x03show version\r")
+	p.expect(`build sysname:`)
+	p.send("\x04")
 	p.closed()
 }
 

@@ -550,7 +550,8 @@ func SocketPath(stateDir, service string) string {
 
 // validUTF8 replaces bytes that are not UTF-8 with '?' on the way to the
 // line editor, which otherwise stops at an invalid byte until more input
-// arrives. A rune split across reads is kept for the next read.
+// arrives, and turns ^C into "clear the line". A rune split across reads is
+// kept for the next read.
 type validUTF8 struct {
 	r    io.Reader
 	w    io.Writer
@@ -560,10 +561,11 @@ type validUTF8 struct {
 func (v *validUTF8) Write(p []byte) (int, error) { return v.w.Write(p) }
 
 func (v *validUTF8) Read(p []byte) (int, error) {
-	if len(p) < utf8.UTFMax+1 {
+	if len(p) < 16 {
 		return v.r.Read(p)
 	}
-	buf := make([]byte, len(p)-len(v.tail))
+	// Each input byte becomes at most two (^C), a kept tail included.
+	buf := make([]byte, (len(p)-2*len(v.tail))/2)
 	n, err := v.r.Read(buf)
 	data := append(v.tail, buf[:n]...)
 	v.tail = nil
@@ -576,9 +578,14 @@ func (v *validUTF8) Read(p []byte) (int, error) {
 			}
 		}
 		r, size := utf8.DecodeRune(data)
-		if r == utf8.RuneError && size <= 1 {
+		switch {
+		case r == utf8.RuneError && size <= 1:
 			out = append(out, '?')
-		} else {
+		case r == 3:
+			// ^C clears the line (^E ^U) instead of ending the
+			// session, as x/term would.
+			out = append(out, 5, 21)
+		default:
 			out = append(out, data[:size]...)
 		}
 		data = data[size:]
