@@ -22,14 +22,18 @@ func startModules(ctx context.Context, rt *Runtime) error {
 	return nil
 }
 
-// moduleHost is what every module gets from the runtime. Handle (HTTP
-// routes) and Report (the incident road) stay nil until those are wired
-// here; without Report a module process's crash or hang is logged to
-// error/module/NAME.
+// moduleHost is what every module gets from the runtime: the eventer,
+// the logs, the configuration and the REST router's Handle. Report (the
+// incident road) is wired in reportModuleStall; without a supervisor a
+// module process's crash or hang is logged to error/module/NAME.
 func moduleHost(rt *Runtime) module.Host {
-	return module.Host{
+	h := module.Host{
 		Eventer: rt.Eventer,
 		Logs:    rt.Logs,
 		Config:  rt.Config,
 	}
+	if rt.Router != nil {
+		h.Handle = rt.Router.Handle
+	}
+	return h
 }
