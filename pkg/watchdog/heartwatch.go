@@ -486,17 +486,13 @@ func (s *Supervisor) captured(m captureDone) {
 	c := m.c
 	c.capturing = false
 	rec := m.rec
-	switch {
-	case m.kill:
-		rec.Action = trace.ActionRestart
-		if s.ending || s.cfg.Restart == RestartNever {
-			rec.Action = trace.ActionStop
-		}
+	if m.kill {
+		rec.Action = s.actionFor(false)
 		if c == s.cur {
 			signalGroup(c.pid, syscall.SIGKILL)
 		}
-	default:
-		rec.Action = trace.ActionKeepRunning
+	} else {
+		rec.Action = decide(outcome{soft: true})
 	}
 	s.record(rec, nil)
 	if st := c.pendingHard; st != nil && c == s.cur {

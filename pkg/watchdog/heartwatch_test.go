@@ -216,3 +216,30 @@ func TestHardStallWaitsForSoftCapture(t *testing.T) {
 		t.Fatalf("%d stall events", n)
 	}
 }
+
+// A hard stall that reaches the crash-loop limit is recorded as give-up,
+// as a crash would be, and Serve ends with ErrCrashLoop.
+func TestHardStallAtCrashLoopLimitGivesUp(t *testing.T) {
+	s, _ := newTestSupervisor(t, Config{
+		Command:        []string{"sleep", "1000"},
+		Hearts:         HeartsRequire,
+		StartupTimeout: 150 * time.Millisecond,
+		ZeroBackoff:    true,
+		Retries:        2,
+		Span:           time.Hour,
+	})
+	err := s.Serve(context.Background())
+	if !errors.Is(err, ErrCrashLoop) {
+		t.Fatalf("Serve: %v, want ErrCrashLoop", err)
+	}
+	recs := readRecords(t, s.cfg.StateDir)
+	if len(recs) != 2 {
+		t.Fatalf("%d records, want 2", len(recs))
+	}
+	if recs[0].Reason != trace.ReasonStall || recs[0].Action != trace.ActionRestart {
+		t.Fatalf("first record: reason %s action %s, want stall/restart", recs[0].Reason, recs[0].Action)
+	}
+	if recs[1].Reason != trace.ReasonStall || recs[1].Action != trace.ActionGiveUp {
+		t.Fatalf("second record: reason %s action %s, want stall/give-up", recs[1].Reason, recs[1].Action)
+	}
+}

@@ -3,6 +3,8 @@ package watchdog
 import (
 	"math/rand/v2"
 	"time"
+
+	"github.com/mtev-supervise/mtev-supervise/pkg/trace"
 )
 
 // backoff computes the delay before each restart: exponential from min to
@@ -70,4 +72,31 @@ func (c *crashLoop) wouldReach(t time.Time) bool {
 	}
 	first := c.times[len(c.times)-(c.n-1)]
 	return t.Sub(first) <= c.span
+}
+
+// outcome is what the policy needs to know about an incident.
+type outcome struct {
+	ending  bool   // a stop was requested or a final error is set
+	restart Policy // the configured restart policy
+	soft    bool   // a soft stall: the child keeps running
+	clean   bool   // the child exited with status 0
+	limit   bool   // one more death reaches the crash-loop limit
+}
+
+// decide is the one policy function: the action recorded for an incident
+// (and then taken). Exits, crashes and hard stalls of every source go
+// through it, so a hard stall that reaches the crash-loop limit is
+// recorded as give-up, like a crash.
+func decide(o outcome) trace.Action {
+	switch {
+	case o.soft:
+		return trace.ActionKeepRunning
+	case o.ending:
+		return trace.ActionStop
+	case o.restart == RestartNever, o.restart == RestartOnFailure && o.clean:
+		return trace.ActionStop
+	case o.limit:
+		return trace.ActionGiveUp
+	}
+	return trace.ActionRestart
 }

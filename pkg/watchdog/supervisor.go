@@ -681,15 +681,7 @@ func (s *Supervisor) exited(m exitMsg) {
 
 // actionFor predicts what afterDeath will do, for the record.
 func (s *Supervisor) actionFor(clean bool) trace.Action {
-	switch {
-	case s.ending:
-		return trace.ActionStop
-	case s.cfg.Restart == RestartNever, s.cfg.Restart == RestartOnFailure && clean:
-		return trace.ActionStop
-	case s.loop.wouldReach(time.Now()):
-		return trace.ActionGiveUp
-	}
-	return trace.ActionRestart
+	return decide(outcome{ending: s.ending, restart: s.cfg.Restart, clean: clean, limit: s.loop.wouldReach(time.Now())})
 }
 
 // afterDeath applies the restart policy to a child that ended on its own
