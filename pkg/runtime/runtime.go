@@ -19,6 +19,7 @@ import (
 	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog"
 	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/dump"
 	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/hearts"
+	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/report"
 )
 
 // ForegroundEnv, set to 1, runs the program without a supervisor.
@@ -70,39 +71,90 @@ type Runtime struct {
 	// debug, stderr) and whatever the <logs> section adds. SIGUSR1 reopens
 	// its files.
 	Logs *log.Graph
+
+	reports *report.Sender // the stall report channel; nil when not supervised
 }
 
-// Main runs app and exits the process with its status. Call it from main.
+// SupervisorPIDEnv is set by a supervisor in its child's environment to
+// its own pid. It alone decides that a program runs as the supervised
+// child: the heart table, the dump channel and the crash-output fd are
+// optional (mtev-supervise run --hearts off passes no table).
+const SupervisorPIDEnv = "MTEV_SUPERVISOR_PID"
+
+// Main runs app and exits the process with the status Run's error maps to
+// (ExitStatus). Call it from main.
 func Main(app App) {
-	os.Exit(Run(app))
+	err := Run(context.Background(), app)
+	if err != nil && !isChildExit(err) {
+		name := app.Name
+		if name == "" {
+			name = filepath.Base(os.Args[0])
+		}
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+	}
+	os.Exit(ExitStatus(err))
 }
 
-// Run runs app as described in the package documentation and returns the
-// process exit status.
-func Run(app App) int {
+// ExitStatus maps an error of Run to a process exit status: 0 for nil, 2
+// for a configuration error, the child's status when a self-supervised
+// program's child failed under RestartNever, the supervisor's documented
+// statuses for its own errors (watchdog.ExitStatus), 1 otherwise.
+func ExitStatus(err error) int { return watchdog.ExitStatus(err) }
+
+func isChildExit(err error) bool {
+	var ce *watchdog.ChildExitError
+	return errors.As(err, &ce)
+}
+
+// Run runs app as described in the package documentation until ctx is
+// done, SIGTERM or SIGINT arrives, or the app (or, when the program
+// supervises itself, the supervisor) ends. A bad configuration file gives
+// an error wrapping watchdog.ErrConfig.
+func Run(ctx context.Context, app App) error {
 	if app.Name == "" {
 		app.Name = filepath.Base(os.Args[0])
 	}
-	switch {
-	case os.Getenv(hearts.EnvFD) != "":
-		return runChild(app, true)
-	case os.Getenv(ForegroundEnv) == "1":
-		return runChild(app, false)
+	switch mode(os.Getenv) {
+	case modeChild:
+		return runChild(ctx, app, true)
+	case modeForeground:
+		return runChild(ctx, app, false)
 	default:
-		return superviseSelf(app)
+		return superviseSelf(ctx, app)
 	}
 }
 
+// runMode is how a program linking the runtime runs.
+type runMode int
+
+const (
+	modeSelf       runMode = iota // supervise itself (the default)
+	modeChild                     // the child of a supervisor
+	modeForeground                // no supervisor at all
+)
+
+// mode decides how to run from the environment: MTEV_SUPERVISOR_PID alone
+// says the program is a supervisor's child, so that a child is never a
+// supervisor too, whatever else its supervisor passed.
+func mode(getenv func(string) string) runMode {
+	switch {
+	case getenv(SupervisorPIDEnv) != "":
+		return modeChild
+	case getenv(ForegroundEnv) == "1":
+		return modeForeground
+	}
+	return modeSelf
+}
+
 // runChild runs the service itself.
-func runChild(app App, supervised bool) int {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+func runChild(ctx context.Context, app App, supervised bool) error {
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	rt := &Runtime{Supervised: supervised, Logs: log.New()}
 	defer rt.Logs.Close()
 	if app.ConfigFile != "" {
 		if err := loadConfig(&app, rt); err != nil {
-			fmt.Fprintf(os.Stderr, "%s: %v\n", app.Name, err)
-			return watchdog.ExitConfig
+			return fmt.Errorf("%w: %w", watchdog.ErrConfig, err)
 		}
 		defer rt.Config.Close()
 	}
@@ -115,15 +167,10 @@ func runChild(app App, supervised bool) int {
 	}()
 	if supervised {
 		if err := joinSupervisor(ctx, app, rt); err != nil {
-			fmt.Fprintf(os.Stderr, "%s: %v\n", app.Name, err)
-			return 1
+			return err
 		}
 	}
-	if err := serve(ctx, app, rt); err != nil {
-		fmt.Fprintf(os.Stderr, "%s: %v\n", app.Name, err)
-		return 1
-	}
-	return 0
+	return serve(ctx, app, rt)
 }
 
 // joinSupervisor takes the heart table, the crash-output fd and the dump
@@ -140,12 +187,17 @@ func joinSupervisor(ctx context.Context, app App, rt *Runtime) error {
 		}
 		f.Close() // SetCrashOutput keeps its own copy
 	}
-	t, err := hearts.OpenFromEnv()
-	if err != nil {
-		return fmt.Errorf("runtime: %w", err)
+	if n, err := strconv.Atoi(os.Getenv("MTEV_START_COUNT")); err == nil {
+		rt.StartCount = n
 	}
-	rt.Hearts = t
-	rt.StartCount = int(t.StartCount()) + 1
+	if os.Getenv(hearts.EnvFD) != "" {
+		t, err := hearts.OpenFromEnv()
+		if err != nil {
+			return fmt.Errorf("runtime: %w", err)
+		}
+		rt.Hearts = t
+		rt.StartCount = int(t.StartCount()) + 1
+	}
 	var rec *dump.Recorder
 	if app.FlightRecorder >= 0 {
 		window := app.FlightRecorder
@@ -156,15 +208,32 @@ func joinSupervisor(ctx context.Context, app App, rt *Runtime) error {
 		// a trace file; the dump reply says why.
 		rec, _ = dump.StartFlightRecorder(window, 10<<20)
 	}
-	if os.Getenv(dump.EnvFD) != "" {
+	if v := os.Getenv(dump.EnvFD); v != "" {
+		fd, err := strconv.Atoi(v)
+		if err != nil || fd < 3 {
+			return fmt.Errorf("runtime: %s=%q is not a descriptor number above 2", dump.EnvFD, v)
+		}
+		f := os.NewFile(uintptr(fd), "mtev-control")
 		go func() {
 			// Runs on no loop, so it answers when a loop hangs. It ends
 			// with the process (the parent closes its end, or exit).
-			_ = dump.ServeFromEnv(context.WithoutCancel(ctx), dump.Options{Recorder: rec})
+			_ = dump.Serve(context.WithoutCancel(ctx), f, dump.Options{Recorder: rec})
+			f.Close()
 		}()
+	}
+	if err := rt.joinReports(); err != nil {
+		return err
+	}
+	// What the supervisor passed is for this process only: a program this
+	// one starts decides for itself.
+	for _, k := range childEnvVars {
+		os.Unsetenv(k)
 	}
 	return nil
 }
+
+// childEnvVars are the variables a supervisor sets for its child alone.
+var childEnvVars = []string{SupervisorPIDEnv, hearts.EnvFD, dump.EnvFD, watchdog.CrashFDEnv, report.EnvFD}
 
 // serve runs the eventer and the app until ctx is done.
 func serve(ctx context.Context, app App, rt *Runtime) error {
@@ -229,11 +298,10 @@ func poolOf(loop string) string {
 }
 
 // superviseSelf runs a supervisor whose child is this program.
-func superviseSelf(app App) int {
+func superviseSelf(ctx context.Context, app App) error {
 	exe, err := os.Executable()
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "%s: find own executable: %v\n", app.Name, err)
-		return 1
+		return fmt.Errorf("runtime: find own executable: %w", err)
 	}
 	cfg := app.Supervisor
 	cfg.Name = app.Name
@@ -247,10 +315,9 @@ func superviseSelf(app App) int {
 	}
 	sup, err := watchdog.New(cfg, watchdog.Options{Events: events, Output: passThrough})
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "%s: %v\n", app.Name, err)
-		return 2
+		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	fwd := make(chan os.Signal, 4)
 	signal.Notify(fwd, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
@@ -268,11 +335,7 @@ func superviseSelf(app App) int {
 	}()
 	err = sup.Serve(ctx)
 	close(done)
-	var ce *watchdog.ChildExitError
-	if err != nil && !errors.As(err, &ce) {
-		fmt.Fprintf(os.Stderr, "%s: %v\n", app.Name, err)
-	}
-	return watchdog.ExitStatus(err)
+	return err
 }
 
 // passThrough writes child output to the same stream of this process.

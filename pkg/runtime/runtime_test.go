@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,9 @@ import (
 
 // appEnv selects what the test binary does when it runs as an app.
 const appEnv = "MTEV_RUNTIME_TEST_APP"
+
+// pidFileEnv names the file the "idle" app writes its pid to.
+const pidFileEnv = "MTEV_RUNTIME_TEST_PIDFILE"
 
 func TestMain(m *testing.M) {
 	switch os.Getenv(appEnv) {
@@ -34,6 +38,23 @@ func TestMain(m *testing.M) {
 					rt.Crash()
 					<-ctx.Done()
 				}
+				return nil
+			},
+		})
+	case "idle":
+		// Writes its pid to $MTEV_RUNTIME_TEST_PIDFILE once it runs, then
+		// waits to be stopped.
+		Main(App{
+			Name:    "idle",
+			Eventer: eventer.Options{Concurrency: 1, Timeout: time.Second},
+			Run: func(ctx context.Context, rt *Runtime) error {
+				if !rt.Supervised {
+					return errors.New("not supervised")
+				}
+				if err := os.WriteFile(os.Getenv(pidFileEnv), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+					return err
+				}
+				<-ctx.Done()
 				return nil
 			},
 		})
@@ -169,7 +190,7 @@ func TestConfigFile(t *testing.T) {
 </app>
 `), 0o644)
 	var pools string
-	code := Run(App{Name: "cfg", ConfigFile: good, Run: func(ctx context.Context, rt *Runtime) error {
+	err := Run(context.Background(), App{Name: "cfg", ConfigFile: good, Run: func(ctx context.Context, rt *Runtime) error {
 		pools = fmt.Sprintf("default=%d io=%d", rt.Eventer.Default().Len(), rt.Eventer.Pool("io").Len())
 		rt.Logs.Facility("notice").Log().Msg("configured by file")
 		// Reload on request: a bad edit is refused and the running
@@ -185,8 +206,8 @@ func TestConfigFile(t *testing.T) {
 		}
 		return nil
 	}})
-	if code != 0 {
-		t.Fatalf("Run: status %d", code)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
 	}
 	if pools != "default=3 io=2" {
 		t.Fatalf("pools %s", pools)
@@ -197,7 +218,91 @@ func TestConfigFile(t *testing.T) {
 
 	bad := dir + "/bad.xml"
 	os.WriteFile(bad, []byte("<app>\n  <eventer><config><loop_io>two</loop_io></config></eventer>\n</app>\n"), 0o644)
-	if code := Run(App{Name: "cfg", ConfigFile: bad}); code != watchdog.ExitConfig {
-		t.Fatalf("bad file: status %d, want %d", code, watchdog.ExitConfig)
+	err = Run(context.Background(), App{Name: "cfg", ConfigFile: bad})
+	if code := ExitStatus(err); code != watchdog.ExitConfig || !strings.Contains(err.Error(), "bad.xml:2") {
+		t.Fatalf("bad file: %v, status %d, want %d", err, code, watchdog.ExitConfig)
+	}
+}
+
+// Under a supervisor that offers no heart table (mtev-supervise run
+// --hearts off), a linked program is the child and nothing more: the
+// process tree is the supervisor and the app, never a second supervisor
+// under the first.
+func TestHeartsOffChildIsNoSupervisor(t *testing.T) {
+	dir := t.TempDir()
+	pidFile := dir + "/pid"
+	started := make(chan int, 4)
+	s, err := watchdog.New(watchdog.Config{
+		Name:     "idle",
+		Command:  []string{os.Args[0], "-test.run=^$"},
+		Env:      []string{appEnv + "=idle", pidFileEnv + "=" + pidFile},
+		StateDir: dir,
+		Hearts:   watchdog.HeartsOff,
+		Restart:  watchdog.RestartNever,
+	}, watchdog.Options{Events: func(e watchdog.Event) {
+		if st, ok := e.(watchdog.Started); ok {
+			started <- st.PID
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	child := <-started
+	var running int
+	deadline := time.Now().Add(30 * time.Second)
+	for running == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the app never ran")
+		}
+		b, _ := os.ReadFile(pidFile)
+		running, _ = strconv.Atoi(string(b))
+		time.Sleep(10 * time.Millisecond)
+	}
+	if running != child {
+		t.Fatalf("the app runs as pid %d, the supervisor started pid %d: a nested supervisor sits between them", running, child)
+	}
+	if kids := childrenOf(t, child); len(kids) != 0 {
+		t.Fatalf("the app has children %v, want none", kids)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+}
+
+// childrenOf lists the children of every thread of pid.
+func childrenOf(t *testing.T, pid int) []string {
+	t.Helper()
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, task := range tasks {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", pid, task.Name()))
+		out = append(out, strings.Fields(string(b))...)
+	}
+	return out
+}
+
+// The mode is decided by the supervisor's pid alone.
+func TestMode(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		want runMode
+	}{
+		{map[string]string{}, modeSelf},
+		{map[string]string{"MTEV_HEARTS_FD": "4"}, modeSelf},
+		{map[string]string{SupervisorPIDEnv: "1"}, modeChild},
+		{map[string]string{SupervisorPIDEnv: "1", ForegroundEnv: "1"}, modeChild},
+		{map[string]string{ForegroundEnv: "1"}, modeForeground},
+	} {
+		if got := mode(func(k string) string { return tc.env[k] }); got != tc.want {
+			t.Errorf("%v: mode %d, want %d", tc.env, got, tc.want)
+		}
 	}
 }
