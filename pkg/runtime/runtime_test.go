@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 	"github.com/mtev-supervise/mtev-supervise/pkg/journal"
 	"github.com/mtev-supervise/mtev-supervise/pkg/trace"
 	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog"
+	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/report"
 )
 
 // appEnv selects what the test binary does when it runs as an app.
@@ -53,6 +56,34 @@ func TestMain(m *testing.M) {
 				}
 				if err := os.WriteFile(os.Getenv(pidFileEnv), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
 					return err
+				}
+				<-ctx.Done()
+				return nil
+			},
+		})
+	case "report":
+		// A "route" hangs on a goroutine labelled with its name; the app
+		// reports it soft, floods the channel, then reports it hard.
+		Main(App{
+			Name:    "report",
+			Eventer: eventer.Options{Concurrency: 1, Timeout: time.Second},
+			Run: func(ctx context.Context, rt *Runtime) error {
+				labels := map[string]string{"mtev.route": "GET /slow"}
+				go pprof.Do(context.Background(), pprof.Labels("mtev.route", "GET /slow"), func(context.Context) { stuckRoute() })
+				st := Stall{Source: "http", Name: "GET /slow", Detail: "handler past its deadline",
+					Elapsed: 6 * time.Second, Deadline: 5 * time.Second, Labels: labels}
+				if err := rt.ReportStall(st); err != nil {
+					return err
+				}
+				for range 1000 {
+					rt.ReportStall(st) // a flood: rate limited, never blocking
+				}
+				st.Hard = true
+				for err := rt.ReportStall(st); err != nil; err = rt.ReportStall(st) {
+					if !errors.Is(err, report.ErrRateLimited) {
+						return err
+					}
+					time.Sleep(10 * time.Millisecond) // the limiter refills
 				}
 				<-ctx.Done()
 				return nil
@@ -304,5 +335,69 @@ func TestMode(t *testing.T) {
 		if got := mode(func(k string) string { return tc.env[k] }); got != tc.want {
 			t.Errorf("%v: mode %d, want %d", tc.env, got, tc.want)
 		}
+	}
+}
+
+var routeLock sync.Mutex
+
+//go:noinline
+func stuckRoute() {
+	routeLock.Lock()
+	routeLock.Lock() // the route's goroutine hangs here
+}
+
+// A linked child reports a stall of its own unit of work (an HTTP route):
+// the supervisor captures it through its dump, marks the goroutine that
+// carries the route's label as the culprit, records the source and name,
+// keeps the child running for the soft report, kills it for the hard
+// one, and a flood of reports in between does not storm it.
+func TestReportedStall(t *testing.T) {
+	dir := t.TempDir()
+	s, err := watchdog.New(watchdog.Config{
+		Name:     "report",
+		Command:  []string{os.Args[0], "-test.run=^$"},
+		Env:      []string{appEnv + "=report"},
+		StateDir: dir,
+		Restart:  watchdog.RestartNever,
+	}, watchdog.Options{Events: func(e watchdog.Event) { t.Log(e) }, Output: func(l watchdog.Line) { t.Logf("%s", l.Text) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err = s.Serve(ctx)
+	var ce *watchdog.ChildExitError
+	if !errors.As(err, &ce) || ce.Exit.Signal != "SIGKILL" {
+		t.Fatalf("Serve: %v, want the child killed for its hard report", err)
+	}
+	recs := records(t, dir)
+	if len(recs) < 2 || len(recs) > 2+report.DefaultReceiveLimit.Burst {
+		t.Fatalf("%d records, want the soft and the hard report and at most a burst between", len(recs))
+	}
+	soft, hard := recs[0], recs[len(recs)-1]
+	if soft.Stall == nil || soft.Stall.Stage != "soft" || soft.Action != trace.ActionKeepRunning {
+		t.Fatalf("first record: stall %+v action %s", soft.Stall, soft.Action)
+	}
+	if hard.Stall == nil || hard.Stall.Stage != "hard" || hard.Action != trace.ActionStop {
+		t.Fatalf("last record: stall %+v action %s", hard.Stall, hard.Action)
+	}
+	for _, r := range []*trace.Record{soft, hard} {
+		st := r.Stall
+		if st.Source != "http" || st.Name != "GET /slow" || st.Detail == "" || st.AgeMS != 6000 || st.TimeoutMS != 5000 {
+			t.Fatalf("%s record: stall %+v", st.Stage, st)
+		}
+		if r.Capture == nil || r.Capture.Method != "cooperative" {
+			t.Fatalf("%s record: capture %+v", st.Stage, r.Capture)
+		}
+		f, ok := trace.CulpritFrame(trace.Culprit(r))
+		if !ok || !strings.HasSuffix(f.Function, "runtime.stuckRoute") {
+			t.Fatalf("%s record: culprit frame %+v", st.Stage, f)
+		}
+	}
+	if soft.Fingerprint == "" || soft.Fingerprint != hard.Fingerprint {
+		t.Fatalf("fingerprints %s and %s: repeats of one stalled route must group", soft.Fingerprint, hard.Fingerprint)
+	}
+	if soft.PID != hard.PID {
+		t.Fatal("the soft report must not kill the child")
 	}
 }

@@ -100,13 +100,22 @@ func (e *Exit) String() string {
 
 // Stall describes the deadline that passed.
 type Stall struct {
-	Source    string `json:"source"`          // "heart", "notify-watchdog", "startup"
+	Source    string `json:"source"`          // "heart", "notify-watchdog", "startup"; reported by the child: "http", "lua", "module", "probe", ...
 	Stage     string `json:"stage"`           // "soft" or "hard"
 	Heart     string `json:"heart,omitempty"` // heart name, e.g. "e:default/1"
 	Slot      int    `json:"slot,omitempty"`
 	ThreadID  int    `json:"thread_id,omitempty"` // OS thread (LWP) that last beat the heart
-	AgeMS     int64  `json:"age_ms"`              // time since the last beat when detected
+	AgeMS     int64  `json:"age_ms"`              // time since the last beat when detected (reported: how long the work ran)
 	TimeoutMS int64  `json:"timeout_ms"`
+
+	// Set for a stall the child reported of its own unit of work.
+	Name   string            `json:"name,omitempty"`       // route, script, module
+	Detail string            `json:"detail,omitempty"`     // the child's words
+	Labels map[string]string `json:"labels,omitempty"`     // pprof labels of the stuck goroutine
+	PID    int               `json:"target_pid,omitempty"` // the process captured, when not the child (a module's process)
+	// Dropped counts reports of the child dropped (rate limit, full
+	// channel) before this one.
+	Dropped int `json:"dropped,omitempty"`
 }
 
 // Capture says how goroutines were captured, and why not if they were not.

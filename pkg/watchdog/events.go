@@ -109,6 +109,11 @@ func (e Stalled) String() string {
 	if e.Stall.Heart != "" {
 		what += " " + e.Stall.Heart
 	}
+	if e.Stall.Name != "" {
+		// Reported by the child: its unit of work ran past its deadline.
+		return fmt.Sprintf("pid %d stalled (%s %s, %s, reported): running for %dms, deadline %dms",
+			e.PID, what, e.Stall.Name, e.Stall.Stage, e.Stall.AgeMS, e.Stall.TimeoutMS)
+	}
 	return fmt.Sprintf("pid %d stalled (%s, %s deadline): no sign of life for %dms, timeout %dms",
 		e.PID, what, e.Stall.Stage, e.Stall.AgeMS, e.Stall.TimeoutMS)
 }

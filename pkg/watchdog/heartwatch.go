@@ -124,28 +124,41 @@ func (s *Supervisor) checkHearts(c *child) {
 		switch e.Kind {
 		case hearts.SoftStall:
 			st.Stage = "soft"
-			if c.capturing {
-				continue
-			}
-			s.event(Stalled{PID: c.pid, Stall: st})
-			s.startCapture(c, st, false)
 		case hearts.HardStall, hearts.StartupStall:
 			st.Stage = "hard"
 			if e.Kind == hearts.StartupStall {
 				st.Source = "startup"
 			}
-			c.planned = "stall"
-			c.stall = &st
-			s.event(Stalled{PID: c.pid, Stall: st})
-			if c.capturing {
-				// One capture at a time (one tracer, one dump request):
-				// the hard one starts when the soft one is done.
-				c.pendingHard = &st
-				continue
-			}
-			s.startCapture(c, st, true)
+		default:
+			continue
 		}
+		s.onStall(c, st)
 	}
+}
+
+// onStall handles a stall of any source but the notify and start-up
+// timers (hearts, reports of the child): a soft one is captured unless a
+// capture runs, a hard one is captured (after the running capture) and
+// the child killed.
+func (s *Supervisor) onStall(c *child, st trace.Stall) {
+	if st.Stage != "hard" {
+		if c.capturing {
+			return
+		}
+		s.event(Stalled{PID: c.pid, Stall: st})
+		s.startCapture(c, st, false)
+		return
+	}
+	c.planned = "stall"
+	c.stall = &st
+	s.event(Stalled{PID: c.pid, Stall: st})
+	if c.capturing {
+		// One capture at a time (one tracer, one dump request): the hard
+		// one starts when the soft one is done.
+		c.pendingHard = &st
+		return
+	}
+	s.startCapture(c, st, true)
 }
 
 // startCapture captures the stalled child off the loop; the loop gets a
@@ -164,6 +177,12 @@ func (s *Supervisor) startCapture(c *child, st trace.Stall, kill bool) {
 		kill:    kill,
 		glider:  s.cfg.Glider,
 		gbudget: s.cfg.GliderBudget,
+		pid:     c.pid,
+	}
+	if st.PID != 0 {
+		// A process of the child's own (a module's) is captured from
+		// outside: the dump channel is the child's, not its.
+		opts.pid, opts.linked = st.PID, false
 	}
 	if !opts.linked {
 		s.warnUncapturable(c)
@@ -217,6 +236,7 @@ type captureOpts struct {
 	kill    bool          // hard stall: the child is killed after the capture
 	glider  string        // external tracer, if any
 	gbudget time.Duration // its budget
+	pid     int           // the process captured: the child, or one of its group a report named
 }
 
 // capture fills rec with the best account of the stalled child it can get,
@@ -227,7 +247,7 @@ type captureOpts struct {
 func capture(c *child, rec *trace.Record, o captureOpts, killNow func()) {
 	// Resource use over a short interval, per thread too: it tells a
 	// starved process (runnable, waiting for a CPU) from a deadlocked one.
-	smp := trace.NewSampler(c.pid, trace.SamplerOptions{})
+	smp := trace.NewSampler(o.pid, trace.SamplerOptions{})
 	var sampled []trace.Thread
 	if _, _, err := smp.Sample(); err == nil {
 		time.Sleep(trace.ResourceInterval)
@@ -316,8 +336,10 @@ func runGlider(c *child, rec *trace.Record, o captureOpts) trace.Attempt {
 	what := rec.Stall.Source
 	if rec.Stall.Heart != "" {
 		what = rec.Stall.Heart
+	} else if rec.Stall.Name != "" {
+		what = rec.Stall.Source + "/" + rec.Stall.Name
 	}
-	art, err := trace.RunGlider(context.Background(), o.glider, c.pid, "watchdog/"+what, filepath.Join(o.dir, "glider.txt"), o.gbudget)
+	art, err := trace.RunGlider(context.Background(), o.glider, o.pid, "watchdog/"+what, filepath.Join(o.dir, "glider.txt"), o.gbudget)
 	if art.Path != "" {
 		rec.Artifacts = append(rec.Artifacts, art)
 	}
@@ -373,7 +395,7 @@ func delveLive(c *child, rec *trace.Record, o captureOpts) trace.Attempt {
 	a := trace.Attempt{Method: "delve"}
 	// A child to be killed afterwards is stopped first: the attach is then
 	// shorter (see delve.Options.StopFirst).
-	res, err := delve.Capture(context.Background(), c.pid, delve.Options{Budget: o.delve, StopFirst: o.kill})
+	res, err := delve.Capture(context.Background(), o.pid, delve.Options{Budget: o.delve, StopFirst: o.kill})
 	if res != nil {
 		useDelve(rec, res)
 		rec.Capture.PauseMS = ms(res.Pause)
@@ -390,11 +412,11 @@ func delveLive(c *child, rec *trace.Record, o captureOpts) trace.Attempt {
 func delveCore(c *child, rec *trace.Record, o captureOpts, killNow func()) trace.Attempt {
 	t0 := time.Now()
 	a := trace.Attempt{Method: "delve-core"}
-	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", c.pid))
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", o.pid))
 	if err == nil {
 		core := filepath.Join(o.dir, "core")
 		var pause time.Duration
-		pause, err = delve.DumpCoreWith(context.Background(), c.pid, core, delve.Options{StopFirst: true})
+		pause, err = delve.DumpCoreWith(context.Background(), o.pid, core, delve.Options{StopFirst: true})
 		rec.Capture.PauseMS = ms(pause)
 		killNow()
 		if err == nil {
@@ -451,6 +473,15 @@ func markCulprit(gs []trace.Goroutine, st *trace.Stall) {
 	if st.ThreadID != 0 {
 		for i := range gs {
 			if gs[i].ThreadID == st.ThreadID {
+				gs[i].Culprit = true
+				return
+			}
+		}
+	}
+	if len(st.Labels) > 0 {
+		// A reported stall: the goroutine carrying every label named.
+		for i := range gs {
+			if hasLabels(gs[i].Labels, st.Labels) {
 				gs[i].Culprit = true
 				return
 			}
@@ -519,4 +550,14 @@ func goDebug(cur string, add ...string) string {
 		}
 	}
 	return strings.Join(parts, ",")
+}
+
+// hasLabels reports whether have holds every label of want.
+func hasLabels(have, want map[string]string) bool {
+	for k, v := range want {
+		if have[k] != v {
+			return false
+		}
+	}
+	return true
 }

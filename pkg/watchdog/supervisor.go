@@ -21,6 +21,7 @@ import (
 	"github.com/mtev-supervise/mtev-supervise/pkg/trace/delve"
 	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/dump"
 	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/hearts"
+	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/report"
 )
 
 // Errors that end Serve. The CLI maps them to documented exit statuses.
@@ -127,6 +128,7 @@ type child struct {
 	pendingHard *trace.Stall // a hard stall waiting for the running capture
 	preload     chan error   // delve.Preload's verdict on the executable
 	dump        *dump.Client
+	reports     *report.Receiver // stalls the child reports of its own work
 	stall       *trace.Stall
 	killT       *time.Timer
 	startupT    *time.Timer
@@ -369,6 +371,8 @@ func (s *Supervisor) run(ctx context.Context) error {
 				s.handleNotify(m)
 			case captureDone:
 				s.captured(m)
+			case reportMsg:
+				s.reported(m)
 			case killMsg:
 				if m.c == s.cur {
 					signalGroup(m.c.pid, syscall.SIGKILL)
@@ -531,6 +535,19 @@ func (s *Supervisor) spawnChild(start int) (*child, error) {
 		crashFD.Close()
 		return nil, err
 	}
+	reports, reportsAttached, err := s.attachReports(cmd)
+	if err != nil {
+		attached()
+		if client != nil {
+			client.Close()
+		}
+		outR.Close()
+		outW.Close()
+		errR.Close()
+		errW.Close()
+		crashFD.Close()
+		return nil, err
+	}
 	if s.cfg.Notify && s.cfg.Watchdog > 0 {
 		// The trampoline sets WATCHDOG_PID to the child's own pid, then
 		// execs the command: the pid is only known after the fork.
@@ -542,17 +559,24 @@ func (s *Supervisor) spawnChild(start int) (*child, error) {
 	outW.Close()
 	errW.Close()
 	attached()
+	reportsAttached()
 	if err != nil {
 		outR.Close()
 		errR.Close()
 		crashFD.Close()
+		reports.Close()
 		if client != nil {
 			client.Close()
 		}
 		return nil, fmt.Errorf("%w: %s: %w", ErrStart, s.cfg.Command[0], unwrapExec(err))
 	}
 	c := &child{cmd: cmd, pid: cmd.Process.Pid, pidfd: pidfd, start: start, started: time.Now(),
-		tail: newTail(s.cfg.LogTail), mainPID: cmd.Process.Pid, outR: outR, errR: errR, crashFD: crashFD, dump: client}
+		tail: newTail(s.cfg.LogTail), mainPID: cmd.Process.Pid, outR: outR, errR: errR, crashFD: crashFD, dump: client, reports: reports}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.serveReports(c)
+	}()
 	c.exe = path
 	// Check, off the loop, whether a capture from outside can work, and
 	// warm the page cache with the executable's debug information (Delve
@@ -612,6 +636,7 @@ func (s *Supervisor) exited(m exitMsg) {
 	// Whatever is left of the child's process group goes with it.
 	signalGroup(c.pid, syscall.SIGKILL)
 	defer c.crashFD.Close()
+	defer c.reports.Close()
 	if c.dump != nil {
 		defer c.dump.Close()
 	}
@@ -817,7 +842,7 @@ func lookupEnv(env []string, key string) string {
 // mtev-supervise) are not passed on.
 var supervisorEnv = map[string]bool{
 	"NOTIFY_SOCKET": true, "WATCHDOG_USEC": true, "WATCHDOG_PID": true,
-	hearts.EnvFD: true, dump.EnvFD: true, CrashFDEnv: true,
+	hearts.EnvFD: true, dump.EnvFD: true, CrashFDEnv: true, report.EnvFD: true,
 	"MTEV_SERVICE": true, "MTEV_START_COUNT": true, "MTEV_SUPERVISOR_PID": true,
 	trampolineEnv: true, trampolinePathEnv: true,
 }

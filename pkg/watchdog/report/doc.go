@@ -22,7 +22,9 @@
 //   - The Receiver limits what it delivers to the supervisor (a token
 //     bucket: Burst reports at once, then one per Every), so that no child
 //     can storm the supervisor's loop. Over the limit, reports are counted
-//     and dropped. A malformed, oversized or wrong-version datagram is
+//     and dropped. The first hard report of a child passes both limits
+//     (it ends the child, so it is the one that must not be lost); later
+//     hard reports are limited like soft ones. A malformed, oversized or wrong-version datagram is
 //     refused with an error given to the Bad callback, never delivered.
 //   - Serve runs on a goroutine of its own and calls Deliver and Bad
 //     synchronously; they must not block for long. Close ends Serve.

@@ -198,6 +198,7 @@ type Sender struct {
 	mu      sync.Mutex
 	limit   Limiter
 	dropped int
+	hard    bool // a hard report went out
 	closed  bool
 	now     func() time.Time
 }
@@ -244,7 +245,10 @@ func (snd *Sender) Send(s Stall) error {
 	if err := s.Validate(); err != nil {
 		return err
 	}
-	if !snd.limit.Allow(snd.now()) {
+	// The first hard report is never rate limited: it ends the child's
+	// life, so there is at most one that matters.
+	firstHard := s.Hard && !snd.hard
+	if !snd.limit.Allow(snd.now()) && !firstHard {
 		snd.dropped++
 		return ErrRateLimited
 	}
@@ -257,6 +261,7 @@ func (snd *Sender) Send(s Stall) error {
 	switch {
 	case err == nil:
 		snd.dropped = 0
+		snd.hard = snd.hard || s.Hard
 		return nil
 	case errors.Is(err, unix.EAGAIN), errors.Is(err, unix.ENOBUFS):
 		snd.dropped++
@@ -316,6 +321,7 @@ func (r *Receiver) Serve(deliver func(Stall), bad func(error)) error {
 	}
 	buf := make([]byte, MaxMessage+1)
 	dropped := 0
+	hard := false
 	for {
 		n, _, flags, _, err := r.conn.ReadMsgUnix(buf, nil)
 		if err != nil {
@@ -337,10 +343,14 @@ func (r *Receiver) Serve(deliver func(Stall), bad func(error)) error {
 			}
 			continue
 		}
-		if !r.Limit.Allow(now()) {
+		// The first hard report passes whatever the limit: it ends the
+		// child. Later ones, and soft ones, are limited.
+		firstHard := s.Hard && !hard
+		if !r.Limit.Allow(now()) && !firstHard {
 			dropped += 1 + s.Dropped
 			continue
 		}
+		hard = hard || s.Hard
 		s.Dropped += dropped
 		dropped = 0
 		deliver(s)

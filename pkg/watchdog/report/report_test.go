@@ -219,3 +219,32 @@ func TestSenderRateLimitAndClosed(t *testing.T) {
 		t.Fatalf("send to a closed receiver: %v, want ErrClosed", err)
 	}
 }
+
+// After a flood has spent both limits, the first hard report still goes
+// through: it is the one that ends the child.
+func TestFirstHardReportPassesLimits(t *testing.T) {
+	snd, rcv, raw := pair(t)
+	now := time.Unix(1000, 0)
+	rcv.Now = func() time.Time { return now }
+	rcv.Limit = Limiter{Burst: 1, Every: time.Hour}
+	snd.now = func() time.Time { return now }
+	snd.limit = Limiter{Burst: 1, Every: time.Hour}
+	var c collector
+	go rcv.Serve(c.deliver, c.bad)
+	snd.Send(Stall{Source: "lua", Name: "soft"})
+	if err := snd.Send(Stall{Source: "lua", Name: "soft"}); !errors.Is(err, ErrRateLimited) {
+		t.Fatalf("second soft: %v", err)
+	}
+	if err := snd.Send(Stall{Source: "lua", Name: "hard", Hard: true}); err != nil {
+		t.Fatalf("first hard: %v", err)
+	}
+	if err := snd.Send(Stall{Source: "lua", Name: "hard again", Hard: true}); !errors.Is(err, ErrRateLimited) {
+		t.Fatalf("second hard: %v", err)
+	}
+	unix.Sendto(raw, []byte(`{"v":1,"op":"stall","source":"lua","name":"forged hard","hard":true,"elapsed_ms":0,"deadline_ms":0}`), 0, nil)
+	unix.Sendto(raw, []byte("end"), 0, nil)
+	waitUntil(t, "the end marker", func() bool { _, bad := c.counts(); return bad == 1 })
+	if len(c.got) != 2 || c.got[0].Name != "soft" || c.got[1].Name != "hard" || c.got[1].Dropped != 1 {
+		t.Fatalf("delivered %+v", c.got)
+	}
+}
