@@ -13,11 +13,18 @@
 // # Stalls and captures
 //
 // A child is watched through the heart table (package hearts) when it
-// joins it, and through the systemd notify protocol with Notify. A soft
+// joins it, through the systemd notify protocol with Notify, and through
+// the stalls it reports of its own units of work (HTTP handlers, Lua
+// states, modules, probes) over the report channel (package report),
+// which take the heart's road: soft is captured and kept running, hard
+// is captured and restarted; the culprit is the goroutine carrying the
+// reported pprof labels. A soft
 // heart deadline is captured and the child left running; a hard heart
 // deadline, a start-up deadline or a notify-watchdog deadline is captured
 // and the child's group killed, and the restart policy applies. A capture
-// runs on its own goroutine, never on the loop, cheapest method first: the
+// runs on its own goroutine, never on the loop, through the methods of
+// the capture chain (package capture; Delve is in it only when package
+// trace/delve is linked in), cheapest method first: the
 // child's own dump over the dump channel (when it joined the table), then
 // Delve from outside (package trace/delve; above CoreAboveRSS a hard stall
 // writes a core of the stopped child, has it killed at once and reads the
@@ -26,7 +33,8 @@
 // fatal output on stderr, else from a core file (CoreDumps); parsing and
 // fingerprinting happen on the journal writer, off the restart path. The
 // same-crash limit is applied there too, as soon as a fingerprint is
-// known.
+// known. The action of every incident (restart, keep-running, stop,
+// give-up) is decided by one policy function, decide in policy.go.
 //
 // # Threads and ownership
 //
@@ -43,6 +51,8 @@
 //   - the orphan reaper, woken by SIGCHLD: it reaps zombie children that no
 //     code in this process owns (see internal/reap), found in /proc, and
 //     never waits for "any child";
+//   - one report reader per child: reads the child's stall reports,
+//     drops what is over the rate limit, and hands the rest to the loop;
 //   - the journal writer, so that an fsync or a crash-dump parse never
 //     delays a restart;
 //   - one capture goroutine per stall being captured, and one check of the
@@ -53,8 +63,9 @@
 //     ends threads whose goroutine exits while locked, so children are
 //     forked from a thread that lives as long as the supervisor.
 //
-// Lock order: the process registry's lock (internal/reap) is only ever
-// taken alone.
+// Lock order (see also ARCHITECTURE.md): the process registry's lock
+// (internal/reap), the capture registry's lock (package capture) and
+// eventMu are each only ever taken alone.
 // Options.Events is called with eventMu held, from the loop or the journal
 // writer; it must not block or call back into the Supervisor.
 //

@@ -18,7 +18,7 @@ import (
 
 	"github.com/mtev-supervise/mtev-supervise/internal/reap"
 	"github.com/mtev-supervise/mtev-supervise/pkg/trace"
-	"github.com/mtev-supervise/mtev-supervise/pkg/trace/delve"
+	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/capture"
 	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/dump"
 	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/hearts"
 	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/report"
@@ -847,7 +847,11 @@ var supervisorEnv = map[string]bool{
 	trampolineEnv: true, trampolinePathEnv: true,
 }
 
-// preloadCache remembers delve.Preload's verdict per executable version,
+// errNoOutsideCapture is the verdict on every executable when no capture
+// from outside is linked in (package trace/delve not imported).
+var errNoOutsideCapture = errors.New("watchdog: no capture from outside in this build (import pkg/trace/delve)")
+
+// preloadCache remembers the capture.Checker's verdict per executable version,
 // so that a restart loop does not read the same executable again and
 // again.
 type preloadCache struct {
@@ -874,7 +878,11 @@ func (p *preloadCache) check(path string) error {
 	if ok && r.mtime.Equal(fi.ModTime()) && r.size == fi.Size() {
 		return r.err
 	}
-	_, err = delve.Preload(path, nil)
+	if chk := capture.Check(); chk != nil {
+		err = chk.Check(path)
+	} else {
+		err = errNoOutsideCapture
+	}
 	p.mu.Lock()
 	if p.seen == nil {
 		p.seen = map[string]preloadResult{}
