@@ -14,9 +14,9 @@ import (
 	"time"
 
 	"github.com/mtev-supervise/mtev-supervise/pkg/eventer"
-	"github.com/mtev-supervise/mtev-supervise/pkg/journal"
 	"github.com/mtev-supervise/mtev-supervise/pkg/trace"
 	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog"
+	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/incident"
 	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/report"
 )
 
@@ -110,24 +110,11 @@ func TestMain(m *testing.M) {
 
 func records(t *testing.T, stateDir string) []*trace.Record {
 	t.Helper()
-	r, err := journal.NewReader(watchdog.JournalDir(stateDir))
+	recs, err := incident.ReadAll(stateDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.Close()
-	var out []*trace.Record
-	for {
-		e, err := r.Next()
-		if err != nil {
-			return out
-		}
-		rec, err := trace.Decode(e.Data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rec.ID = "x"
-		out = append(out, rec)
-	}
+	return recs
 }
 
 // Run directly, an app supervises itself: the crash of its first child is

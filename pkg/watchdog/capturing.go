@@ -3,7 +3,6 @@ package watchdog
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"github.com/mtev-supervise/mtev-supervise/pkg/trace"
 	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/capture"
 	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/dump"
+	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/incident"
 )
 
 // The supervisor's own methods of the capture chain; package trace/delve
@@ -21,11 +21,8 @@ func init() {
 	capture.Register(30, gliderMethod{})
 }
 
-// incidentDir is the one name of an incident's artifact directory:
-// <service>-<pid>-<record time in ns>, under the state's artifact dir.
-func incidentDir(artifactDir string, rec *trace.Record) string {
-	return filepath.Join(artifactDir, fmt.Sprintf("%s-%d-%d", rec.Service, rec.PID, rec.Time.UnixNano()))
-}
+// incidentDir is the one name of an incident's artifact directory.
+func incidentDir(artifactDir string, rec *trace.Record) string { return incident.Dir(artifactDir, rec) }
 
 // runChain fills rec with the best account of the stalled process it can
 // get: the methods of capture.Chain in order, cheapest first. Every

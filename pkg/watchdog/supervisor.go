@@ -21,6 +21,7 @@ import (
 	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/capture"
 	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/dump"
 	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/hearts"
+	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/incident"
 	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/report"
 )
 
@@ -54,10 +55,7 @@ func (e *ChildExitError) Status() int {
 }
 
 // Appender stores incident records; *journal.Writer is one.
-type Appender interface {
-	Append(data []byte) (seq uint64, err error)
-	Close() error
-}
+type Appender = incident.Appender
 
 // Options are the hooks of a Supervisor. All are optional.
 type Options struct {
@@ -91,7 +89,7 @@ type Supervisor struct {
 	starts        int
 	backoff       *backoff
 	loop          *crashLoop
-	journal       Appender
+	store         *incident.Store
 	notify        *notifySocket
 	table         *hearts.Table
 	tableFile     *os.File
@@ -204,15 +202,15 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 		return err
 	}
 	if s.opts.Journal != nil {
-		s.journal = s.opts.Journal
+		s.store = incident.NewStore(s.cfg.StateDir, s.opts.Journal)
 	} else {
-		j, err := openJournal(s.cfg)
+		st, err := incident.Open(s.cfg.StateDir, incident.Options{MaxBytes: s.cfg.JournalMaxBytes, MaxAge: s.cfg.JournalMaxAge})
 		if err != nil {
 			return err
 		}
-		s.journal = j
+		s.store = st
 	}
-	cleanup = append(cleanup, func() { s.journal.Close() })
+	cleanup = append(cleanup, func() { s.store.Close() })
 	s.spawn = newSpawner()
 	cleanup = append(cleanup, s.spawn.close, s.wg.Wait)
 	closeHearts, err := s.openHearts()
@@ -268,7 +266,7 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 	// Records are written off the loop too: a journal fsync never delays
 	// a restart. The writer drains its queue before Serve returns.
 	s.records = make(chan pending, 64)
-	artifacts := ArtifactDir(s.cfg.StateDir)
+	artifacts := s.store.ArtifactDir()
 	artifactMax := s.cfg.ArtifactMaxBytes
 	same := newSameCrash(s.cfg.SameCrashLimit, s.cfg.SameCrashSpan)
 	s.wg.Add(1)
@@ -792,18 +790,13 @@ func (s *Supervisor) record(rec *trace.Record, crash []byte) {
 // write appends rec to the journal; a failure is a warning, never the end
 // of supervision.
 func (s *Supervisor) write(rec *trace.Record) {
-	data, err := trace.Encode(rec)
-	var seq uint64
-	if err == nil {
-		// A seq comes back with an error when the record was stored but
-		// retention failed afterwards.
-		seq, err = s.journal.Append(data)
-	}
+	// A seq comes back with an error when the record was stored but
+	// retention failed afterwards.
+	seq, err := s.store.Append(rec)
 	if err != nil {
 		s.event(Warning{Err: fmt.Errorf("watchdog: record incident: %w", err)})
 	}
 	if seq != 0 {
-		rec.ID = strconv.FormatUint(seq, 10)
 		s.event(Recorded{Record: rec})
 	}
 }
@@ -824,7 +817,7 @@ func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
 const CrashFDEnv = "MTEV_CRASH_FD"
 
 // ArtifactDir holds files kept with records (large crash dumps, profiles).
-func ArtifactDir(stateDir string) string { return filepath.Join(stateDir, "artifacts") }
+func ArtifactDir(stateDir string) string { return incident.ArtifactDir(stateDir) }
 
 // lookupEnv returns the last value of key in env.
 func lookupEnv(env []string, key string) string {
