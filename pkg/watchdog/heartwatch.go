@@ -163,7 +163,7 @@ func (s *Supervisor) startCapture(c *child, st trace.Stall, kill bool) {
 	c.capturing = true
 	rec := s.newRecord(c, trace.ReasonStall)
 	rec.Stall = &st
-	rec.UptimeMS = ms(time.Since(c.started))
+	rec.UptimeMS = ms(s.since(c.started))
 	t := &capture.Target{
 		PID:          c.pid,
 		Dir:          incidentDir(ArtifactDir(s.cfg.StateDir), rec),
@@ -238,7 +238,7 @@ func (s *Supervisor) captured(m captureDone) {
 	if m.kill {
 		rec.Action = s.actionFor(false)
 		if c == s.cur {
-			signalGroup(c.pid, syscall.SIGKILL)
+			s.sys.signalGroup(c.pid, syscall.SIGKILL)
 		}
 	} else {
 		rec.Action = decide(outcome{soft: true})

@@ -78,6 +78,8 @@ type Supervisor struct {
 	cfg  Config
 	opts Options
 
+	clock   clock    // the timers' time (clock.go)
+	sys     sysFuncs // the OS calls of the policy paths
 	msgs    chan any      // to the loop
 	done    chan struct{} // closed when Serve returns
 	wg      sync.WaitGroup
@@ -128,10 +130,10 @@ type child struct {
 	dump        *dump.Client
 	reports     *report.Receiver // stalls the child reports of its own work
 	stall       *trace.Stall
-	killT       *time.Timer
-	startupT    *time.Timer
+	killT       timer
+	startupT    timer
 	startupAt   time.Time
-	watchT      *time.Timer
+	watchT      timer
 	watchDur    time.Duration
 }
 
@@ -168,6 +170,8 @@ func New(cfg Config, opts Options) (*Supervisor, error) {
 		opts.Now = time.Now
 	}
 	return &Supervisor{
+		clock:   realClock{},
+		sys:     realSys(),
 		cfg:     cfg,
 		opts:    opts,
 		msgs:    make(chan any, 16),
@@ -297,7 +301,7 @@ func (s *Supervisor) run(ctx context.Context) error {
 		return err
 	}
 	ctxDone := ctx.Done()
-	var restartT *time.Timer
+	var restartT timer
 	var heartT *time.Ticker
 	var heartPoll time.Duration
 	defer func() {
@@ -310,14 +314,14 @@ func (s *Supervisor) run(ctx context.Context) error {
 			return s.final
 		}
 		if s.cur == nil && restartT == nil {
-			d := time.Until(s.nextAt)
+			d := s.nextAt.Sub(s.clock.Now())
 			if d <= 0 {
 				if err := s.startChild(); err != nil {
 					return err
 				}
 				continue
 			}
-			restartT = time.NewTimer(d)
+			restartT = s.clock.NewTimer(d)
 		}
 		var c = s.cur
 		var heartC <-chan time.Time
@@ -346,11 +350,11 @@ func (s *Supervisor) run(ctx context.Context) error {
 		case <-timerC(childTimer(c, "kill")):
 			c.killT = nil
 			s.event(Killed{PID: c.pid})
-			signalGroup(c.pid, syscall.SIGKILL)
+			s.sys.signalGroup(c.pid, syscall.SIGKILL)
 		case <-timerC(childTimer(c, "startup")):
 			c.startupT = nil
 			if !c.ready && c.planned == "" {
-				s.stalled(c, trace.Stall{Source: "startup", Stage: "hard", AgeMS: ms(time.Since(c.started)), TimeoutMS: ms(s.cfg.StartupTimeout)})
+				s.stalled(c, trace.Stall{Source: "startup", Stage: "hard", AgeMS: ms(s.since(c.started)), TimeoutMS: ms(s.cfg.StartupTimeout)})
 			}
 		case <-timerC(childTimer(c, "watchdog")):
 			c.watchT = nil
@@ -373,7 +377,7 @@ func (s *Supervisor) run(ctx context.Context) error {
 				s.reported(m)
 			case killMsg:
 				if m.c == s.cur {
-					signalGroup(m.c.pid, syscall.SIGKILL)
+					s.sys.signalGroup(m.c.pid, syscall.SIGKILL)
 				}
 			case sameCrashMsg:
 				if !s.ending {
@@ -392,14 +396,14 @@ func (s *Supervisor) run(ctx context.Context) error {
 	}
 }
 
-func timerC(t *time.Timer) <-chan time.Time {
+func timerC(t timer) <-chan time.Time {
 	if t == nil {
 		return nil
 	}
-	return t.C
+	return t.C()
 }
 
-func childTimer(c *child, which string) *time.Timer {
+func childTimer(c *child, which string) timer {
 	if c == nil {
 		return nil
 	}
@@ -427,7 +431,7 @@ func (s *Supervisor) event(e Event) {
 // for this process, the configured extras, and the supervisor's own.
 func (s *Supervisor) childEnv(start int) []string {
 	var env []string
-	for _, kv := range os.Environ() {
+	for _, kv := range s.sys.environ() {
 		k, _, _ := strings.Cut(kv, "=")
 		if supervisorEnv[k] {
 			// Meant for this process (from systemd or a parent
@@ -449,7 +453,7 @@ func (s *Supervisor) childEnv(start int) []string {
 		CrashFDEnv+"=3",
 		"MTEV_SERVICE="+s.cfg.Name,
 		"MTEV_START_COUNT="+strconv.Itoa(start),
-		"MTEV_SUPERVISOR_PID="+strconv.Itoa(os.Getpid()),
+		"MTEV_SUPERVISOR_PID="+strconv.Itoa(s.sys.getpid()),
 	)
 	if s.notify != nil {
 		env = append(env, "NOTIFY_SOCKET="+s.notify.addr)
@@ -479,7 +483,7 @@ func (s *Supervisor) startChild() error {
 	s.event(Started{PID: c.pid, StartCount: start, Command: s.cfg.Command})
 	if s.cfg.Notify && s.cfg.StartupTimeout > 0 {
 		c.startupAt = c.started.Add(s.cfg.StartupTimeout)
-		c.startupT = time.NewTimer(s.cfg.StartupTimeout)
+		c.startupT = s.clock.NewTimer(s.cfg.StartupTimeout)
 	}
 	return nil
 }
@@ -568,7 +572,7 @@ func (s *Supervisor) spawnChild(start int) (*child, error) {
 		}
 		return nil, fmt.Errorf("%w: %s: %w", ErrStart, s.cfg.Command[0], unwrapExec(err))
 	}
-	c := &child{cmd: cmd, pid: cmd.Process.Pid, pidfd: pidfd, start: start, started: time.Now(),
+	c := &child{cmd: cmd, pid: cmd.Process.Pid, pidfd: pidfd, start: start, started: s.clock.Now(),
 		tail: newTail(s.cfg.LogTail), mainPID: cmd.Process.Pid, outR: outR, errR: errR, crashFD: crashFD, dump: client, reports: reports}
 	s.wg.Add(1)
 	go func() {
@@ -626,13 +630,13 @@ func (s *Supervisor) exited(m exitMsg) {
 		return
 	}
 	s.cur = nil
-	for _, t := range []*time.Timer{c.killT, c.startupT, c.watchT} {
+	for _, t := range []timer{c.killT, c.startupT, c.watchT} {
 		if t != nil {
 			t.Stop()
 		}
 	}
 	// Whatever is left of the child's process group goes with it.
-	signalGroup(c.pid, syscall.SIGKILL)
+	s.sys.signalGroup(c.pid, syscall.SIGKILL)
 	defer c.crashFD.Close()
 	defer c.reports.Close()
 	if c.dump != nil {
@@ -645,7 +649,7 @@ func (s *Supervisor) exited(m exitMsg) {
 		c.pumps.Wait()
 		s.event(Warning{Err: fmt.Errorf("watchdog: pid %d: a process outside its group kept its output open; stopped reading it", c.pid)})
 	}
-	uptime := time.Since(c.started)
+	uptime := s.since(c.started)
 	ex := trace.Exit{}
 	if m.ps != nil {
 		code, sig, core := exitOf(m.ps)
@@ -655,7 +659,7 @@ func (s *Supervisor) exited(m exitMsg) {
 			ex.Code = &code
 		}
 	}
-	s.lastExit, s.lastEnd = &ex, time.Now()
+	s.lastExit, s.lastEnd = &ex, s.clock.Now()
 	s.event(Exited{PID: c.pid, Exit: ex, Uptime: uptime, Planned: c.planned != ""})
 
 	switch c.planned {
@@ -704,7 +708,7 @@ func (s *Supervisor) exited(m exitMsg) {
 
 // actionFor predicts what afterDeath will do, for the record.
 func (s *Supervisor) actionFor(clean bool) trace.Action {
-	return decide(outcome{ending: s.ending, restart: s.cfg.Restart, clean: clean, limit: s.loop.wouldReach(time.Now())})
+	return decide(outcome{ending: s.ending, restart: s.cfg.Restart, clean: clean, limit: s.loop.wouldReach(s.clock.Now())})
 }
 
 // afterDeath applies the restart policy to a child that ended on its own
@@ -724,14 +728,14 @@ func (s *Supervisor) afterDeath(uptime time.Duration, clean bool) {
 		s.ending = true
 		return
 	}
-	if s.loop.record(time.Now()) {
+	if s.loop.record(s.clock.Now()) {
 		s.event(GaveUp{Deaths: s.cfg.Retries, Span: s.cfg.Span})
 		s.ending = true
 		s.final = fmt.Errorf("%w: %d deaths within %v", ErrCrashLoop, s.cfg.Retries, s.cfg.Span)
 		return
 	}
 	d := s.backoff.next(uptime)
-	s.nextAt = time.Now().Add(d)
+	s.nextAt = s.clock.Now().Add(d)
 	s.event(RestartScheduled{Delay: d})
 }
 
@@ -754,10 +758,10 @@ func (s *Supervisor) stopChild(c *child, planned, why string) {
 	}
 	c.planned = planned
 	s.event(Stopping{PID: c.pid, Signal: signalName(s.cfg.StopSignal), Reason: why})
-	signalGroup(c.pid, s.cfg.StopSignal)
+	s.sys.signalGroup(c.pid, s.cfg.StopSignal)
 	// A stopped (SIGSTOP) child cannot act on the signal until continued.
-	signalGroup(c.pid, syscall.SIGCONT)
-	c.killT = time.NewTimer(s.cfg.StopTimeout)
+	s.sys.signalGroup(c.pid, syscall.SIGCONT)
+	c.killT = s.clock.NewTimer(s.cfg.StopTimeout)
 }
 
 // stalled handles a passed notify or start-up deadline: the child is
