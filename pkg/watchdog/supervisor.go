@@ -78,8 +78,8 @@ type Supervisor struct {
 	cfg  Config
 	opts Options
 
-	clock   clock    // the timers' time (clock.go)
-	sys     sysFuncs // the OS calls of the policy paths
+	clock   clock         // the timers' time (clock.go)
+	sys     sysFuncs      // the OS calls of the policy paths
 	msgs    chan any      // to the loop
 	done    chan struct{} // closed when Serve returns
 	wg      sync.WaitGroup
