@@ -43,7 +43,7 @@ const fingerprintFrames = 5
 func Fingerprint(rec *Record) string {
 	parts := []string{string(rec.Reason)}
 	if rec.Stall != nil {
-		parts = append(parts, "source="+rec.Stall.Source)
+		parts = append(parts, "source="+string(rec.Stall.Source))
 		if rec.Stall.Name != "" {
 			// A reported stall: repeats of the same route, script or
 			// module group together, apart from others stuck alike.
@@ -209,9 +209,9 @@ func Summary(rec *Record) string {
 			return "heart " + rec.Stall.Heart
 		}
 		if rec.Stall.Name != "" {
-			return rec.Stall.Source + " " + rec.Stall.Name
+			return string(rec.Stall.Source) + " " + rec.Stall.Name
 		}
-		return rec.Stall.Source
+		return string(rec.Stall.Source)
 	}
 	return headline(rec.CrashOutput)
 }

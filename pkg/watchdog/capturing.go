@@ -66,8 +66,8 @@ func runChain(t *capture.Target, rec *trace.Record) {
 	for _, a := range capt.Attempts {
 		if a.Error != "" {
 			msg := a.Error
-			if !strings.HasPrefix(msg, a.Method+": ") {
-				msg = a.Method + ": " + msg
+			if !strings.HasPrefix(msg, string(a.Method)+": ") {
+				msg = string(a.Method) + ": " + msg
 			}
 			capt.Error = strings.TrimPrefix(capt.Error+"; ", "; ") + msg
 		}
@@ -105,7 +105,7 @@ func mergeThreads(captured, sampled []trace.Thread) []trace.Thread {
 // cooperativeMethod asks a linked child for its own dump.
 type cooperativeMethod struct{}
 
-func (cooperativeMethod) Name() string { return capture.Cooperative }
+func (cooperativeMethod) Name() trace.Method { return capture.Cooperative }
 
 func (cooperativeMethod) Applies(t *capture.Target, _ *trace.Record, _ bool) bool {
 	return t.Linked && t.Dump != nil
@@ -120,7 +120,7 @@ func (cooperativeMethod) Capture(ctx context.Context, t *capture.Target, rec *tr
 	}
 	for _, f := range res.Files {
 		if f.Size > 0 {
-			rec.Artifacts = append(rec.Artifacts, trace.Artifact{Kind: f.Kind, Path: f.Path, Bytes: f.Size})
+			rec.Artifacts = append(rec.Artifacts, trace.Artifact{Kind: trace.ArtifactKind(f.Kind), Path: f.Path, Bytes: f.Size})
 		}
 		if f.Kind != dump.KindGoroutines || f.Size <= 0 {
 			continue
@@ -147,16 +147,16 @@ func (cooperativeMethod) Capture(ctx context.Context, t *capture.Target, rec *tr
 // the earlier methods got.
 type gliderMethod struct{}
 
-func (gliderMethod) Name() string { return capture.Glider }
+func (gliderMethod) Name() trace.Method { return capture.Glider }
 
 func (gliderMethod) Applies(t *capture.Target, _ *trace.Record, _ bool) bool { return t.Glider != "" }
 
 func (gliderMethod) Capture(ctx context.Context, t *capture.Target, rec *trace.Record) error {
-	what := rec.Stall.Source
+	what := string(rec.Stall.Source)
 	if rec.Stall.Heart != "" {
 		what = rec.Stall.Heart
 	} else if rec.Stall.Name != "" {
-		what = rec.Stall.Source + "/" + rec.Stall.Name
+		what += "/" + rec.Stall.Name
 	}
 	art, err := trace.RunGlider(ctx, t.Glider, t.PID, "watchdog/"+what, filepath.Join(t.Dir, "glider.txt"), t.GliderBudget)
 	if art.Path != "" {

@@ -185,7 +185,7 @@ func readCore(p pending, artifactDir string) {
 		core = p.core // another file system: read it where it is
 	}
 	if fi, err := os.Stat(core); err == nil {
-		rec.Artifacts = append(rec.Artifacts, trace.Artifact{Kind: "core", Path: core, Bytes: fi.Size()})
+		rec.Artifacts = append(rec.Artifacts, trace.Artifact{Kind: trace.KindCore, Path: core, Bytes: fi.Size()})
 	}
 	reader := capture.Core()
 	if len(rec.Goroutines) > 0 || p.exe == "" || reader == nil {
@@ -240,5 +240,5 @@ func writeArtifact(dir string, rec *trace.Record, name string, data []byte) (tra
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		return trace.Artifact{}, err
 	}
-	return trace.Artifact{Kind: name, Path: path, Bytes: int64(len(data))}, nil
+	return trace.Artifact{Kind: trace.ArtifactKind(name), Path: path, Bytes: int64(len(data))}, nil
 }

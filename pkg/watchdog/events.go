@@ -105,7 +105,7 @@ func (e Exited) String() string {
 func (e Ready) String() string  { return fmt.Sprintf("pid %d is ready", e.PID) }
 func (e Status) String() string { return fmt.Sprintf("pid %d status: %s", e.PID, e.Text) }
 func (e Stalled) String() string {
-	what := e.Stall.Source
+	what := string(e.Stall.Source)
 	if e.Stall.Heart != "" {
 		what += " " + e.Stall.Heart
 	}
@@ -121,7 +121,7 @@ func (e Stalled) String() string {
 func (e Recorded) String() string {
 	what := string(e.Record.Reason)
 	if e.Record.Stall != nil {
-		what += " (" + e.Record.Stall.Stage + ")"
+		what += " (" + string(e.Record.Stall.Stage) + ")"
 	}
 	if sum := trace.Summary(e.Record); sum != "" {
 		what += " in " + sum

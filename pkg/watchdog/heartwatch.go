@@ -110,7 +110,7 @@ func (s *Supervisor) checkHearts(c *child) {
 			return
 		}
 		st := trace.Stall{
-			Source:    "heart",
+			Source:    trace.SourceHeart,
 			Heart:     e.Name,
 			Slot:      e.Slot,
 			ThreadID:  e.ThreadID,
@@ -119,11 +119,11 @@ func (s *Supervisor) checkHearts(c *child) {
 		}
 		switch e.Kind {
 		case hearts.SoftStall:
-			st.Stage = "soft"
+			st.Stage = trace.StageSoft
 		case hearts.HardStall, hearts.StartupStall:
-			st.Stage = "hard"
+			st.Stage = trace.StageHard
 			if e.Kind == hearts.StartupStall {
-				st.Source = "startup"
+				st.Source = trace.SourceStartup
 			}
 		default:
 			continue
@@ -137,7 +137,7 @@ func (s *Supervisor) checkHearts(c *child) {
 // capture runs, a hard one is captured (after the running capture) and
 // the child killed.
 func (s *Supervisor) onStall(c *child, st trace.Stall) {
-	if st.Stage != "hard" {
+	if st.Stage != trace.StageHard {
 		if c.capturing {
 			return
 		}
@@ -145,7 +145,7 @@ func (s *Supervisor) onStall(c *child, st trace.Stall) {
 		s.startCapture(c, st, false)
 		return
 	}
-	c.planned = "stall"
+	c.planned = planStall
 	c.stall = &st
 	s.event(Stalled{PID: c.pid, Stall: st})
 	if c.capturing {
@@ -225,10 +225,6 @@ func (s *Supervisor) warnUncapturable(c *child) {
 // killMsg asks the loop to kill a child whose capture no longer needs it
 // alive (its core is written).
 type killMsg struct{ c *child }
-
-// HeartLabel is the pprof label with which a linked child marks the
-// goroutine that beats a heart; its value is the heart's name.
-const HeartLabel = "mtev.heart"
 
 // captured handles a finished capture on the loop.
 func (s *Supervisor) captured(m captureDone) {

@@ -39,7 +39,7 @@ func heartChild() int {
 		h.Beat()
 		time.Sleep(5 * time.Millisecond)
 	}
-	pprof.Do(context.Background(), pprof.Labels(HeartLabel, "e:test/0"), func(context.Context) { stuckInLoop() })
+	pprof.Do(context.Background(), pprof.Labels("mtev.heart", "e:test/0"), func(context.Context) { stuckInLoop() })
 	return 0
 }
 
@@ -88,7 +88,7 @@ func TestHeartStallSoftThenHard(t *testing.T) {
 	soft, hard := recs[0], recs[1]
 	for _, tc := range []struct {
 		rec    *trace.Record
-		stage  string
+		stage  trace.Stage
 		action trace.Action
 	}{{soft, "soft", trace.ActionKeepRunning}, {hard, "hard", trace.ActionRestart}} {
 		r := tc.rec

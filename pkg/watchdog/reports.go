@@ -63,8 +63,8 @@ func (s *Supervisor) reported(m reportMsg) {
 		return
 	}
 	st := trace.Stall{
-		Source:    m.st.Source,
-		Stage:     "soft",
+		Source:    trace.StallSource(m.st.Source),
+		Stage:     trace.StageSoft,
 		Name:      m.st.Name,
 		Detail:    m.st.Detail,
 		Labels:    m.st.Labels,
@@ -83,7 +83,7 @@ func (s *Supervisor) reported(m reportMsg) {
 		}
 	}
 	if m.st.Hard {
-		st.Stage = "hard"
+		st.Stage = trace.StageHard
 	}
 	s.onStall(c, st)
 }

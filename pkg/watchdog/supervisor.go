@@ -123,7 +123,7 @@ type child struct {
 	ready       bool
 	status      string
 	mainPID     int
-	planned     string       // "", "stop", "restart", "stall": why the supervisor is ending it
+	planned     plan         // why the supervisor is ending it, if it is
 	capturing   bool         // a stall capture is running
 	pendingHard *trace.Stall // a hard stall waiting for the running capture
 	preload     chan error   // delve.Preload's verdict on the executable
@@ -137,6 +137,37 @@ type child struct {
 	watchDur    time.Duration
 }
 
+// plan says why the supervisor is ending a child.
+type plan string
+
+const (
+	planNone    plan = ""        // it is not: a death is a failure
+	planStop    plan = "stop"    // a stop was asked for
+	planRestart plan = "restart" // a restart was asked for
+	planStall   plan = "stall"   // killed for a hard stall (recorded when found)
+)
+
+// timerKind names a child's timers.
+type timerKind int
+
+const (
+	timerKill     timerKind = iota // the stop timeout: SIGKILL
+	timerStartup                   // the start-up deadline
+	timerWatchdog                  // the notify watchdog deadline
+)
+
+// controlOp is an operation asked of the loop (Status, Restart, Stop,
+// Signal, Reconfigure, and the control socket's).
+type controlOp string
+
+const (
+	opStatus      controlOp = "status"
+	opRestart     controlOp = "restart"
+	opStop        controlOp = "stop"
+	opSignal      controlOp = "signal"
+	opReconfigure controlOp = "reconfigure"
+)
+
 type sameCrashMsg struct{ fp string }
 
 type exitMsg struct {
@@ -146,7 +177,7 @@ type exitMsg struct {
 }
 
 type request struct {
-	op    string // "status", "restart", "stop", "signal", "reconfigure"
+	op    controlOp
 	sig   syscall.Signal
 	cfg   *Config
 	reply chan any
@@ -347,19 +378,19 @@ func (s *Supervisor) run(ctx context.Context) error {
 					return err
 				}
 			}
-		case <-timerC(childTimer(c, "kill")):
+		case <-timerC(childTimer(c, timerKill)):
 			c.killT = nil
 			s.event(Killed{PID: c.pid})
 			s.sys.signalGroup(c.pid, syscall.SIGKILL)
-		case <-timerC(childTimer(c, "startup")):
+		case <-timerC(childTimer(c, timerStartup)):
 			c.startupT = nil
 			if !c.ready && c.planned == "" {
-				s.stalled(c, trace.Stall{Source: "startup", Stage: "hard", AgeMS: ms(s.since(c.started)), TimeoutMS: ms(s.cfg.StartupTimeout)})
+				s.stalled(c, trace.Stall{Source: trace.SourceStartup, Stage: trace.StageHard, AgeMS: ms(s.since(c.started)), TimeoutMS: ms(s.cfg.StartupTimeout)})
 			}
-		case <-timerC(childTimer(c, "watchdog")):
+		case <-timerC(childTimer(c, timerWatchdog)):
 			c.watchT = nil
 			if c.planned == "" {
-				s.stalled(c, trace.Stall{Source: "notify-watchdog", Stage: "hard", AgeMS: ms(c.watchDur), TimeoutMS: ms(c.watchDur)})
+				s.stalled(c, trace.Stall{Source: trace.SourceNotify, Stage: trace.StageHard, AgeMS: ms(c.watchDur), TimeoutMS: ms(c.watchDur)})
 			}
 		case m := <-s.msgs:
 			switch m := m.(type) {
@@ -385,7 +416,7 @@ func (s *Supervisor) run(ctx context.Context) error {
 					s.end(fmt.Errorf("%w: %s %d times within %v", ErrSameCrash, m.fp, s.cfg.SameCrashLimit, s.cfg.SameCrashSpan), "same-crash limit")
 				}
 			case request:
-				if m.op == "restart" && s.cur == nil && restartT != nil && !s.ending {
+				if m.op == opRestart && s.cur == nil && restartT != nil && !s.ending {
 					restartT.Stop()
 					restartT = nil
 					s.nextAt = time.Time{}
@@ -403,14 +434,14 @@ func timerC(t timer) <-chan time.Time {
 	return t.C()
 }
 
-func childTimer(c *child, which string) timer {
+func childTimer(c *child, which timerKind) timer {
 	if c == nil {
 		return nil
 	}
 	switch which {
-	case "kill":
+	case timerKill:
 		return c.killT
-	case "startup":
+	case timerStartup:
 		return c.startupT
 	default:
 		return c.watchT
@@ -663,12 +694,12 @@ func (s *Supervisor) exited(m exitMsg) {
 	s.event(Exited{PID: c.pid, Exit: ex, Uptime: uptime, Planned: c.planned != ""})
 
 	switch c.planned {
-	case "stop":
+	case planStop:
 		return
-	case "restart":
+	case planRestart:
 		s.nextAt = time.Time{}
 		return
-	case "stall":
+	case planStall:
 		// Recorded when the stall was found; a failure for the policy.
 		s.afterDeath(uptime, false)
 		return
@@ -744,14 +775,14 @@ func (s *Supervisor) afterDeath(uptime time.Duration, clean bool) {
 func (s *Supervisor) end(final error, why string) {
 	s.ending = true
 	s.final = final
-	if s.cur != nil && s.cur.planned != "stall" {
-		s.stopChild(s.cur, "stop", why)
+	if s.cur != nil && s.cur.planned != planStall {
+		s.stopChild(s.cur, planStop, why)
 	}
 }
 
 // stopChild sends the stop signal to the child's process group and arms
 // the kill timer.
-func (s *Supervisor) stopChild(c *child, planned, why string) {
+func (s *Supervisor) stopChild(c *child, planned plan, why string) {
 	if c.planned == planned || c.killT != nil {
 		c.planned = planned
 		return
@@ -767,7 +798,7 @@ func (s *Supervisor) stopChild(c *child, planned, why string) {
 // stalled handles a passed notify or start-up deadline: the child is
 // captured, then killed; the restart policy applies when it is gone.
 func (s *Supervisor) stalled(c *child, st trace.Stall) {
-	c.planned = "stall"
+	c.planned = planStall
 	c.stall = &st
 	s.event(Stalled{PID: c.pid, Stall: st})
 	s.startCapture(c, st, true)

@@ -34,7 +34,7 @@ func wantsCore(t *capture.Target, rec *trace.Record) bool {
 
 type liveMethod struct{}
 
-func (liveMethod) Name() string { return capture.Delve }
+func (liveMethod) Name() trace.Method { return capture.Delve }
 
 func (liveMethod) Applies(t *capture.Target, rec *trace.Record, captured bool) bool {
 	return !captured && !wantsCore(t, rec)
@@ -54,7 +54,7 @@ func (liveMethod) Capture(ctx context.Context, t *capture.Target, rec *trace.Rec
 
 type coreMethod struct{}
 
-func (coreMethod) Name() string { return capture.DelveCore }
+func (coreMethod) Name() trace.Method { return capture.DelveCore }
 
 func (coreMethod) Applies(t *capture.Target, rec *trace.Record, captured bool) bool {
 	return !captured && wantsCore(t, rec)
@@ -81,7 +81,7 @@ func (coreMethod) Capture(ctx context.Context, t *capture.Target, rec *trace.Rec
 		store(rec, res)
 	}
 	if fi, serr := os.Stat(core); serr == nil {
-		rec.Artifacts = append(rec.Artifacts, trace.Artifact{Kind: "core", Path: core, Bytes: fi.Size()})
+		rec.Artifacts = append(rec.Artifacts, trace.Artifact{Kind: trace.KindCore, Path: core, Bytes: fi.Size()})
 	}
 	return err
 }

@@ -14,13 +14,13 @@ import (
 // Method names, as the record spells them (trace.Capture.Method and
 // trace.Attempt.Method).
 const (
-	Cooperative = "cooperative"
-	Delve       = "delve"
-	DelveCore   = "delve-core"
-	CrashOutput = "crash-output"
-	CoreFile    = "core"
-	Glider      = "glider"
-	None        = "none"
+	Cooperative = trace.MethodCooperative
+	Delve       = trace.MethodDelve
+	DelveCore   = trace.MethodDelveCore
+	CrashOutput = trace.MethodCrashOutput
+	CoreFile    = trace.MethodCore
+	Glider      = trace.MethodGlider
+	None        = trace.MethodNone
 )
 
 // Target is what a method captures: one process and the settings the
@@ -47,7 +47,7 @@ type Target struct {
 // Method is one way of capturing a stalled process.
 type Method interface {
 	// Name is the method's name in the record.
-	Name() string
+	Name() trace.Method
 	// Applies says whether the method runs, given whether an earlier
 	// method of the chain already captured the goroutines.
 	Applies(t *Target, rec *trace.Record, captured bool) bool
@@ -103,8 +103,8 @@ func Chain() []Method {
 }
 
 // Names lists the registered methods' names in order.
-func Names() []string {
-	var out []string
+func Names() []trace.Method {
+	var out []trace.Method
 	for _, m := range Chain() {
 		out = append(out, m.Name())
 	}

@@ -80,7 +80,7 @@ func TestStoreBounds(t *testing.T) {
 
 type named string
 
-func (n named) Name() string                                        { return string(n) }
+func (n named) Name() trace.Method                                  { return trace.Method(n) }
 func (named) Applies(*Target, *trace.Record, bool) bool             { return true }
 func (named) Capture(context.Context, *Target, *trace.Record) error { return nil }
 
