@@ -146,11 +146,108 @@ func mode(getenv func(string) string) runMode {
 	return modeSelf
 }
 
-// runChild runs the service itself.
+// runChild runs the service itself, as a supervisor's child when
+// supervised (what it was given is read from the environment), else
+// alone.
 func runChild(ctx context.Context, app App, supervised bool) error {
+	if !supervised {
+		return runAttached(ctx, app, nil)
+	}
+	a, err := attachFromEnv()
+	if err != nil {
+		return err
+	}
+	// What the supervisor passed is for this process only: a program this
+	// one starts decides for itself.
+	for _, k := range childEnvVars {
+		os.Unsetenv(k)
+	}
+	defer func() {
+		for _, f := range []*os.File{a.Dump, a.Reports, a.CrashOutput} {
+			if f != nil {
+				f.Close()
+			}
+		}
+	}()
+	return runAttached(ctx, app, &a)
+}
+
+// childEnvVars are the variables a supervisor sets for its child alone.
+var childEnvVars = []string{SupervisorPIDEnv, hearts.EnvFD, dump.EnvFD, watchdog.CrashFDEnv, report.EnvFD}
+
+// Attach is what a supervisor hands its child: each part is optional.
+type Attach struct {
+	// Hearts is the heart table (the child's view).
+	Hearts *hearts.Table
+	// Dump is the child's end of the dump channel (dump.Pair); the
+	// runtime answers dump requests on it.
+	Dump *os.File
+	// Reports is the child's end of the report channel (report.Pair),
+	// on which ReportStall sends.
+	Reports *os.File
+	// CrashOutput receives a fatal error's trace (debug.SetCrashOutput).
+	CrashOutput *os.File
+	// StartCount is 1 for the first child, 2 for the first restart, ...
+	StartCount int
+}
+
+// RunAttached runs app as a supervised child with what a is given, not
+// reading the environment: the child side without any supervisor process
+// (package runtimetest builds an Attach for an app's own tests). It
+// returns when ctx is done, SIGTERM or SIGINT arrives, or the app ends.
+// The files of a stay the caller's.
+func RunAttached(ctx context.Context, app App, a Attach) error {
+	if app.Name == "" {
+		app.Name = filepath.Base(os.Args[0])
+	}
+	return runAttached(ctx, app, &a)
+}
+
+// attachFromEnv reads what the supervisor passed in the environment.
+func attachFromEnv() (Attach, error) {
+	var a Attach
+	fdOf := func(k string) (*os.File, error) {
+		v := os.Getenv(k)
+		if v == "" {
+			return nil, nil
+		}
+		fd, err := strconv.Atoi(v)
+		if err != nil || fd < 3 {
+			return nil, fmt.Errorf("runtime: %s=%q is not a descriptor number above 2", k, v)
+		}
+		// Never passed on to a program this one starts.
+		syscall.CloseOnExec(fd)
+		return os.NewFile(uintptr(fd), k), nil
+	}
+	var err error
+	if a.CrashOutput, err = fdOf(watchdog.CrashFDEnv); err != nil {
+		return a, err
+	}
+	if a.Dump, err = fdOf(dump.EnvFD); err != nil {
+		return a, err
+	}
+	if a.Reports, err = fdOf(report.EnvFD); err != nil {
+		return a, err
+	}
+	if n, err := strconv.Atoi(os.Getenv("MTEV_START_COUNT")); err == nil {
+		a.StartCount = n
+	}
+	if os.Getenv(hearts.EnvFD) != "" {
+		t, err := hearts.OpenFromEnv()
+		if err != nil {
+			return a, fmt.Errorf("runtime: %w", err)
+		}
+		a.Hearts = t
+		a.StartCount = int(t.StartCount()) + 1
+	}
+	return a, nil
+}
+
+// runAttached runs the service; a is nil when no supervisor watches it.
+func runAttached(ctx context.Context, app App, a *Attach) error {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	rt := &Runtime{Supervised: supervised, Logs: log.New()}
+	rt := &Runtime{Supervised: a != nil, Logs: log.New()}
 	defer rt.Logs.Close()
 	if app.ConfigFile != "" {
 		if err := loadConfig(&app, rt); err != nil {
@@ -165,41 +262,30 @@ func runChild(ctx context.Context, app App, supervised bool) error {
 		defer close(reopenDone)
 		_ = rt.Logs.ServeReopen(reopenCtx)
 	}()
-	if supervised {
-		if err := joinSupervisor(ctx, app, rt); err != nil {
+	if a != nil {
+		closeJoin, err := join(ctx, app, rt, *a)
+		if err != nil {
 			return err
 		}
+		defer closeJoin()
 	}
 	return serve(ctx, app, rt)
 }
 
-// joinSupervisor takes the heart table, the crash-output fd and the dump
-// channel the supervisor passed.
-func joinSupervisor(ctx context.Context, app App, rt *Runtime) error {
-	if v := os.Getenv(watchdog.CrashFDEnv); v != "" {
-		fd, err := strconv.Atoi(v)
-		if err != nil {
-			return fmt.Errorf("runtime: %s=%q: %w", watchdog.CrashFDEnv, v, err)
+// join takes what the supervisor gave: the crash output, the heart table,
+// the dump channel (answered on a goroutine of its own) and the report
+// channel. The returned function stops the dump server and closes the
+// report sender.
+func join(ctx context.Context, app App, rt *Runtime, a Attach) (func(), error) {
+	if a.CrashOutput != nil {
+		if err := debug.SetCrashOutput(a.CrashOutput, debug.CrashOptions{}); err != nil {
+			return nil, fmt.Errorf("runtime: crash output: %w", err)
 		}
-		f := os.NewFile(uintptr(fd), "crash-output")
-		if err := debug.SetCrashOutput(f, debug.CrashOptions{}); err != nil {
-			return fmt.Errorf("runtime: crash output: %w", err)
-		}
-		f.Close() // SetCrashOutput keeps its own copy
 	}
-	if n, err := strconv.Atoi(os.Getenv("MTEV_START_COUNT")); err == nil {
-		rt.StartCount = n
-	}
-	if os.Getenv(hearts.EnvFD) != "" {
-		t, err := hearts.OpenFromEnv()
-		if err != nil {
-			return fmt.Errorf("runtime: %w", err)
-		}
-		rt.Hearts = t
-		rt.StartCount = int(t.StartCount()) + 1
-	}
+	rt.Hearts = a.Hearts
+	rt.StartCount = a.StartCount
 	var rec *dump.Recorder
-	if app.FlightRecorder >= 0 {
+	if app.FlightRecorder >= 0 && a.Dump != nil {
 		window := app.FlightRecorder
 		if window == 0 {
 			window = 10 * time.Second
@@ -208,32 +294,36 @@ func joinSupervisor(ctx context.Context, app App, rt *Runtime) error {
 		// a trace file; the dump reply says why.
 		rec, _ = dump.StartFlightRecorder(window, 10<<20)
 	}
-	if v := os.Getenv(dump.EnvFD); v != "" {
-		fd, err := strconv.Atoi(v)
-		if err != nil || fd < 3 {
-			return fmt.Errorf("runtime: %s=%q is not a descriptor number above 2", dump.EnvFD, v)
-		}
-		f := os.NewFile(uintptr(fd), "mtev-control")
+	dumpCtx, stopDump := context.WithCancel(context.WithoutCancel(ctx))
+	dumpDone := make(chan struct{})
+	if a.Dump != nil {
 		go func() {
 			// Runs on no loop, so it answers when a loop hangs. It ends
-			// with the process (the parent closes its end, or exit).
-			_ = dump.Serve(context.WithoutCancel(ctx), f, dump.Options{Recorder: rec})
-			f.Close()
+			// when the parent closes its end, or when the service ends.
+			defer close(dumpDone)
+			_ = dump.Serve(dumpCtx, a.Dump, dump.Options{Recorder: rec})
 		}()
+	} else {
+		close(dumpDone)
 	}
-	if err := rt.joinReports(); err != nil {
-		return err
+	if a.Reports != nil {
+		snd, err := report.NewSender(a.Reports)
+		if err != nil {
+			stopDump()
+			<-dumpDone
+			return nil, fmt.Errorf("runtime: %w", err)
+		}
+		rt.reports = snd
 	}
-	// What the supervisor passed is for this process only: a program this
-	// one starts decides for itself.
-	for _, k := range childEnvVars {
-		os.Unsetenv(k)
-	}
-	return nil
+	return func() {
+		stopDump()
+		<-dumpDone
+		rec.Stop()
+		if rt.reports != nil {
+			rt.reports.Close()
+		}
+	}, nil
 }
-
-// childEnvVars are the variables a supervisor sets for its child alone.
-var childEnvVars = []string{SupervisorPIDEnv, hearts.EnvFD, dump.EnvFD, watchdog.CrashFDEnv, report.EnvFD}
 
 // serve runs the eventer and the app until ctx is done.
 func serve(ctx context.Context, app App, rt *Runtime) error {

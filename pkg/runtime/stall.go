@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"errors"
-	"fmt"
 
 	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/report"
 )
@@ -41,17 +40,4 @@ func (rt *Runtime) ReportStall(s Stall) error {
 		return ErrNotSupervised
 	}
 	return rt.reports.Send(s)
-}
-
-// joinReports takes the report channel the supervisor passed, if any.
-func (rt *Runtime) joinReports() error {
-	snd, err := report.SenderFromEnv()
-	if errors.Is(err, report.ErrNotSupervised) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("runtime: %w", err)
-	}
-	rt.reports = snd
-	return nil
 }
