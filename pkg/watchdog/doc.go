@@ -78,7 +78,8 @@
 // dies, what is left of its group is killed. The supervisor process is a
 // child subreaper (PR_SET_CHILD_SUBREAPER).
 //
-// Code that starts other processes inside a supervisor process must start
-// them with reap.Start and call reap.Release after Wait, or the reaper may
-// take their exit status (trace.RunGlider does).
+// Code that starts other processes inside a supervisor process (a hook, a
+// capture method) starts them with StartProcess and waits with the
+// function it returns, or the orphan reaper may take their exit status
+// (trace.RunGlider does the same).
 package watchdog

@@ -1,6 +1,7 @@
 package watchdog
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"time"
 
@@ -99,4 +100,37 @@ func decide(o outcome) trace.Action {
 		return trace.ActionGiveUp
 	}
 	return trace.ActionRestart
+}
+
+// actionFor predicts what afterDeath will do, for the record.
+func (s *Supervisor) actionFor(clean bool) trace.Action {
+	return decide(outcome{ending: s.ending, restart: s.cfg.Restart, clean: clean, limit: s.loop.wouldReach(s.clock.Now())})
+}
+
+// afterDeath applies the restart policy to a child that ended on its own
+// (or was killed for a stall) and schedules the next start.
+func (s *Supervisor) afterDeath(uptime time.Duration, clean bool) {
+	if s.ending {
+		return
+	}
+	switch {
+	case s.cfg.Restart == RestartNever:
+		s.ending = true
+		if !clean && s.lastExit != nil {
+			s.final = &ChildExitError{Exit: *s.lastExit}
+		}
+		return
+	case s.cfg.Restart == RestartOnFailure && clean:
+		s.ending = true
+		return
+	}
+	if s.loop.record(s.clock.Now()) {
+		s.event(GaveUp{Deaths: s.cfg.Retries, Span: s.cfg.Span})
+		s.ending = true
+		s.final = fmt.Errorf("%w: %d deaths within %v", ErrCrashLoop, s.cfg.Retries, s.cfg.Span)
+		return
+	}
+	d := s.backoff.next(uptime)
+	s.nextAt = s.clock.Now().Add(d)
+	s.event(RestartScheduled{Delay: d})
 }

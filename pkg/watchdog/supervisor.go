@@ -737,39 +737,6 @@ func (s *Supervisor) exited(m exitMsg) {
 	s.afterDeath(uptime, clean)
 }
 
-// actionFor predicts what afterDeath will do, for the record.
-func (s *Supervisor) actionFor(clean bool) trace.Action {
-	return decide(outcome{ending: s.ending, restart: s.cfg.Restart, clean: clean, limit: s.loop.wouldReach(s.clock.Now())})
-}
-
-// afterDeath applies the restart policy to a child that ended on its own
-// (or was killed for a stall) and schedules the next start.
-func (s *Supervisor) afterDeath(uptime time.Duration, clean bool) {
-	if s.ending {
-		return
-	}
-	switch {
-	case s.cfg.Restart == RestartNever:
-		s.ending = true
-		if !clean && s.lastExit != nil {
-			s.final = &ChildExitError{Exit: *s.lastExit}
-		}
-		return
-	case s.cfg.Restart == RestartOnFailure && clean:
-		s.ending = true
-		return
-	}
-	if s.loop.record(s.clock.Now()) {
-		s.event(GaveUp{Deaths: s.cfg.Retries, Span: s.cfg.Span})
-		s.ending = true
-		s.final = fmt.Errorf("%w: %d deaths within %v", ErrCrashLoop, s.cfg.Retries, s.cfg.Span)
-		return
-	}
-	d := s.backoff.next(uptime)
-	s.nextAt = s.clock.Now().Add(d)
-	s.event(RestartScheduled{Delay: d})
-}
-
 // end stops the supervisor: the child is stopped gracefully and Serve
 // returns final.
 func (s *Supervisor) end(final error, why string) {
@@ -802,38 +769,6 @@ func (s *Supervisor) stalled(c *child, st trace.Stall) {
 	c.stall = &st
 	s.event(Stalled{PID: c.pid, Stall: st})
 	s.startCapture(c, st, true)
-}
-
-func (s *Supervisor) newRecord(c *child, reason trace.Reason) *trace.Record {
-	return &trace.Record{
-		Schema:     trace.SchemaVersion,
-		Service:    s.cfg.Name,
-		Time:       s.opts.Now(),
-		Reason:     reason,
-		PID:        c.pid,
-		StartCount: c.start,
-		Command:    s.cfg.Command,
-		LogTail:    c.tail.snapshot(),
-	}
-}
-
-// record queues rec for the journal writer, with fatal output to parse.
-func (s *Supervisor) record(rec *trace.Record, crash []byte) {
-	s.records <- pending{rec: rec, crash: crash}
-}
-
-// write appends rec to the journal; a failure is a warning, never the end
-// of supervision.
-func (s *Supervisor) write(rec *trace.Record) {
-	// A seq comes back with an error when the record was stored but
-	// retention failed afterwards.
-	seq, err := s.store.Append(rec)
-	if err != nil {
-		s.event(Warning{Err: fmt.Errorf("watchdog: record incident: %w", err)})
-	}
-	if seq != 0 {
-		s.event(Recorded{Record: rec})
-	}
 }
 
 func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
