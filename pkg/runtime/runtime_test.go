@@ -358,7 +358,7 @@ func TestReportedStall(t *testing.T) {
 		t.Fatalf("Serve: %v, want the child killed for its hard report", err)
 	}
 	recs := records(t, dir)
-	if len(recs) < 2 || len(recs) > 2+report.DefaultReceiveLimit.Burst {
+	if len(recs) < 2 || len(recs) > 2+report.ReceiveBurst {
 		t.Fatalf("%d records, want the soft and the hard report and at most a burst between", len(recs))
 	}
 	soft, hard := recs[0], recs[len(recs)-1]

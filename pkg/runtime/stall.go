@@ -31,7 +31,7 @@ var ErrNotSupervised = errors.New("runtime: not supervised")
 // culprit is the goroutine carrying s.Labels), records the incident with
 // s.Source and s.Name, and for a hard stall kills and restarts the
 // service. It never blocks: a report that cannot go out at once, or one
-// over the rate limit (report.DefaultSendLimit), is dropped with an error
+// over the rate limit (report.SendBurst, report.SendEvery), is dropped with an error
 // wrapping report.ErrDropped or report.ErrRateLimited and counted in the
 // next report. It may be called from any goroutine. Without a supervisor
 // it returns ErrNotSupervised.

@@ -184,12 +184,14 @@ func (l *Limiter) Allow(now time.Time) bool {
 	return true
 }
 
-// Default limits: the child sends at most 20 reports at once and then 10
-// per second; the supervisor takes at most 10 at once and then 2 per
-// second from one child.
-var (
-	DefaultSendLimit    = Limiter{Burst: 20, Every: 100 * time.Millisecond}
-	DefaultReceiveLimit = Limiter{Burst: 10, Every: 500 * time.Millisecond}
+// Default limits: the child sends at most SendBurst reports at once and
+// then one per SendEvery; the supervisor takes at most ReceiveBurst at
+// once and then one per ReceiveEvery from one child.
+const (
+	SendBurst    = 20
+	SendEvery    = 100 * time.Millisecond
+	ReceiveBurst = 10
+	ReceiveEvery = 500 * time.Millisecond
 )
 
 // Sender is the child's end. Send may be called from any goroutine.
@@ -229,7 +231,7 @@ func NewSender(f *os.File) (*Sender, error) {
 }
 
 func newSender(fd int) *Sender {
-	return &Sender{fd: fd, limit: DefaultSendLimit, now: time.Now}
+	return &Sender{fd: fd, limit: Limiter{Burst: SendBurst, Every: SendEvery}, now: time.Now}
 }
 
 // Send sends s without blocking. It returns ErrRateLimited or ErrDropped
@@ -286,7 +288,8 @@ func (snd *Sender) Close() error {
 // Receiver is the parent's end.
 type Receiver struct {
 	conn *net.UnixConn
-	// Limit bounds what Serve delivers; DefaultReceiveLimit when zero.
+	// Limit bounds what Serve delivers; ReceiveBurst and ReceiveEvery
+	// when zero.
 	Limit Limiter
 	// Now is the limiter's clock; time.Now when nil.
 	Now func() time.Time
@@ -313,7 +316,7 @@ func NewReceiver(f *os.File) (*Receiver, error) {
 // Serve's goroutine.
 func (r *Receiver) Serve(deliver func(Stall), bad func(error)) error {
 	if r.Limit.Burst == 0 {
-		r.Limit = DefaultReceiveLimit
+		r.Limit = Limiter{Burst: ReceiveBurst, Every: ReceiveEvery}
 	}
 	now := r.Now
 	if now == nil {
