@@ -32,7 +32,7 @@ const (
 	// ReasonExit: the child exited on its own with a status.
 	ReasonExit Reason = "exit"
 	// ReasonStall: a heart, the notify watchdog or the start-up deadline
-	// passed its deadline.
+	// passed its deadline, or the child reported a stalled unit of work.
 	ReasonStall Reason = "stall"
 )
 

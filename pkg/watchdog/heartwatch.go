@@ -128,15 +128,17 @@ func (s *Supervisor) checkHearts(c *child) {
 		default:
 			continue
 		}
-		s.onStall(c, st)
+		s.stalled(c, st)
 	}
 }
 
-// onStall handles a stall of any source but the notify and start-up
-// timers (hearts, reports of the child): a soft one is captured unless a
-// capture runs, a hard one is captured (after the running capture) and
-// the child killed.
-func (s *Supervisor) onStall(c *child, st trace.Stall) {
+// stalled is the one entry of a stall, whatever its source (st.Source:
+// a heart, the notify watchdog, the start-up deadline, or a unit of work
+// the child reported): a soft one is captured unless a capture runs and
+// the child kept running; a hard one is captured (after the running
+// capture: one capture at a time) and the child killed, and the restart
+// policy applies when it is gone.
+func (s *Supervisor) stalled(c *child, st trace.Stall) {
 	if st.Stage != trace.StageHard {
 		if c.capturing {
 			return

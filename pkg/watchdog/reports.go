@@ -85,5 +85,5 @@ func (s *Supervisor) reported(m reportMsg) {
 	if m.st.Hard {
 		st.Stage = trace.StageHard
 	}
-	s.onStall(c, st)
+	s.stalled(c, st)
 }

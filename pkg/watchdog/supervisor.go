@@ -762,15 +762,6 @@ func (s *Supervisor) stopChild(c *child, planned plan, why string) {
 	c.killT = s.clock.NewTimer(s.cfg.StopTimeout)
 }
 
-// stalled handles a passed notify or start-up deadline: the child is
-// captured, then killed; the restart policy applies when it is gone.
-func (s *Supervisor) stalled(c *child, st trace.Stall) {
-	c.planned = planStall
-	c.stall = &st
-	s.event(Stalled{PID: c.pid, Stall: st})
-	s.startCapture(c, st, true)
-}
-
 func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
 	ch := make(chan struct{})
 	go func() { wg.Wait(); close(ch) }()
