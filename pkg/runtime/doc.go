@@ -21,6 +21,10 @@
 //     it starts decides for itself.
 //   - With MTEV_FOREGROUND=1 it runs without any supervisor (debugging).
 //
+// RunAttached runs the child side with the channels given in an Attach
+// instead of the environment; package runtimetest builds them for an
+// app's own tests.
+//
 // # What the child does
 //
 //   - debug.SetCrashOutput points at the crash-output memfd, so that a

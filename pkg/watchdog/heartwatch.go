@@ -106,7 +106,7 @@ func (s *Supervisor) attachHearts(cmd *exec.Cmd, start int) (client *dump.Client
 // checkHearts runs one monitor pass and acts on its events.
 func (s *Supervisor) checkHearts(c *child) {
 	for _, e := range s.monitor.Check(time.Now()) {
-		if c.planned != "" {
+		if c.planned != planNone {
 			return
 		}
 		st := trace.Stall{

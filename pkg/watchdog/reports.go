@@ -59,7 +59,7 @@ func (s *Supervisor) serveReports(c *child) {
 // heart (capture, record, and for a hard one kill and restart).
 func (s *Supervisor) reported(m reportMsg) {
 	c := m.c
-	if c != s.cur || c.planned != "" {
+	if c != s.cur || c.planned != planNone {
 		return
 	}
 	st := trace.Stall{

@@ -126,7 +126,7 @@ type child struct {
 	planned     plan         // why the supervisor is ending it, if it is
 	capturing   bool         // a stall capture is running
 	pendingHard *trace.Stall // a hard stall waiting for the running capture
-	preload     chan error   // delve.Preload's verdict on the executable
+	preload     chan error   // the capture Checker's verdict on the executable
 	dump        *dump.Client
 	reports     *report.Receiver // stalls the child reports of its own work
 	stall       *trace.Stall
@@ -384,12 +384,12 @@ func (s *Supervisor) run(ctx context.Context) error {
 			s.sys.signalGroup(c.pid, syscall.SIGKILL)
 		case <-timerC(childTimer(c, timerStartup)):
 			c.startupT = nil
-			if !c.ready && c.planned == "" {
+			if !c.ready && c.planned == planNone {
 				s.stalled(c, trace.Stall{Source: trace.SourceStartup, Stage: trace.StageHard, AgeMS: ms(s.since(c.started)), TimeoutMS: ms(s.cfg.StartupTimeout)})
 			}
 		case <-timerC(childTimer(c, timerWatchdog)):
 			c.watchT = nil
-			if c.planned == "" {
+			if c.planned == planNone {
 				s.stalled(c, trace.Stall{Source: trace.SourceNotify, Stage: trace.StageHard, AgeMS: ms(c.watchDur), TimeoutMS: ms(c.watchDur)})
 			}
 		case m := <-s.msgs:
@@ -691,7 +691,7 @@ func (s *Supervisor) exited(m exitMsg) {
 		}
 	}
 	s.lastExit, s.lastEnd = &ex, s.clock.Now()
-	s.event(Exited{PID: c.pid, Exit: ex, Uptime: uptime, Planned: c.planned != ""})
+	s.event(Exited{PID: c.pid, Exit: ex, Uptime: uptime, Planned: c.planned != planNone})
 
 	switch c.planned {
 	case planStop:
