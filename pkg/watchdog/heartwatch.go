@@ -163,6 +163,7 @@ func (s *Supervisor) stalled(c *child, st trace.Stall) {
 // captureDone and then records, and for a hard stall kills.
 func (s *Supervisor) startCapture(c *child, st trace.Stall, kill bool) {
 	c.capturing = true
+	s.captures++
 	rec := s.newRecord(c, trace.ReasonStall)
 	rec.Stall = &st
 	rec.UptimeMS = ms(s.since(c.started))
@@ -232,9 +233,13 @@ type killMsg struct{ c *child }
 func (s *Supervisor) captured(m captureDone) {
 	c := m.c
 	c.capturing = false
+	s.captures--
 	rec := m.rec
 	if m.kill {
-		rec.Action = s.actionFor(false)
+		rec.Action = c.action
+		if rec.Action == "" {
+			rec.Action = s.actionFor(false)
+		}
 		if c == s.cur {
 			s.sys.signalGroup(c.pid, syscall.SIGKILL)
 		}

@@ -102,6 +102,7 @@ type Supervisor struct {
 	preloaded     preloadCache
 	lastEnd       time.Time
 	nextAt        time.Time
+	captures      int   // captures running; Serve waits for their records
 	ending        bool  // no more starts: stop requested or a final error
 	final         error // what Serve returns once the child is gone
 }
@@ -126,6 +127,7 @@ type child struct {
 	planned     plan         // why the supervisor is ending it, if it is
 	capturing   bool         // a stall capture is running
 	pendingHard *trace.Stall // a hard stall waiting for the running capture
+	action      trace.Action // decided when it died of a hard stall before its capture ended
 	preload     chan error   // the capture Checker's verdict on the executable
 	dump        *dump.Client
 	reports     *report.Receiver // stalls the child reports of its own work
@@ -341,10 +343,12 @@ func (s *Supervisor) run(ctx context.Context) error {
 		}
 	}()
 	for {
-		if s.cur == nil && s.ending {
+		if s.cur == nil && s.ending && s.captures == 0 {
+			// A capture that outlives its child (a core read after the
+			// kill) still brings its record.
 			return s.final
 		}
-		if s.cur == nil && restartT == nil {
+		if s.cur == nil && restartT == nil && !s.ending {
 			d := s.nextAt.Sub(s.clock.Now())
 			if d <= 0 {
 				if err := s.startChild(); err != nil {
@@ -700,7 +704,10 @@ func (s *Supervisor) exited(m exitMsg) {
 		s.nextAt = time.Time{}
 		return
 	case planStall:
-		// Recorded when the stall was found; a failure for the policy.
+		// Recorded when the capture ends (a core read may end after the
+		// death); a failure for the policy. The action is decided now,
+		// before this death counts.
+		c.action = s.actionFor(false)
 		s.afterDeath(uptime, false)
 		return
 	}

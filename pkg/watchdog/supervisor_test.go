@@ -65,7 +65,7 @@ func newTestSupervisor(t *testing.T, cfg Config) (*Supervisor, *events) {
 	return s, ev
 }
 
-func readRecords(t *testing.T, stateDir string) []*trace.Record {
+func readRecords(t testing.TB, stateDir string) []*trace.Record {
 	t.Helper()
 	recs, err := incident.ReadAll(stateDir)
 	if err != nil {
