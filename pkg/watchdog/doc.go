@@ -34,7 +34,10 @@
 // fingerprinting happen on the journal writer, off the restart path. The
 // same-crash limit is applied there too, as soon as a fingerprint is
 // known. The action of every incident (restart, keep-running, stop,
-// give-up) is decided by one policy function, decide in policy.go.
+// give-up) is decided by one policy function, decide in policy.go. A
+// capture that outlives its child (a core read after the kill) still
+// brings its record: Serve does not return before it, and the record's
+// action is decided when the child died.
 //
 // # Threads and ownership
 //
