@@ -7,6 +7,8 @@ import (
 	"os"
 
 	"github.com/mtev-supervise/mtev-supervise/internal/cli"
+	// Capture from outside (Delve) in the supervisor's capture chain.
+	_ "github.com/mtev-supervise/mtev-supervise/pkg/trace/delve"
 )
 
 func main() { os.Exit(cli.Main(os.Args[1:])) }

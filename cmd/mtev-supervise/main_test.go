@@ -48,6 +48,13 @@ func TestScripts(t *testing.T) {
 			}
 			e.Setenv("GOTOOLCHAIN", "local")
 			e.Setenv("SCENARIOS", bin)
+			// Scenarios that link this module's packages replace it with
+			// this checkout.
+			root, err := filepath.Abs("../..")
+			if err != nil {
+				return err
+			}
+			e.Setenv("MTEV_ROOT", root)
 			e.Setenv("GOFLAGS", "-mod=mod")
 			return nil
 		},

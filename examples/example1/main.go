@@ -56,13 +56,13 @@ func Main(args []string) int {
 	if *foreground {
 		os.Setenv(runtime.ForegroundEnv, "1")
 	}
-	return runtime.Run(runtime.App{
+	return runtime.Status("example1", runtime.Run(context.Background(), runtime.App{
 		Name:       "example1",
 		ConfigFile: *conf,
 		Console:    &runtime.ConsoleOptions{Version: "example1 1.0"},
 		Start:      start,
 		Run:        run,
-	})
+	}))
 }
 
 // WidgetSection declares where the widgets live: <widgets><widget

@@ -46,7 +46,7 @@ func Main(args []string) int {
 		fmt.Fprintln(os.Stderr, "httpd: -c FILE is required")
 		return 2
 	}
-	return runtime.Run(runtime.App{Name: "httpd", ConfigFile: *conf, Start: start, Run: run})
+	return runtime.Status("httpd", runtime.Run(context.Background(), runtime.App{Name: "httpd", ConfigFile: *conf, Start: start, Run: run}))
 }
 
 func start(ctx context.Context, rt *runtime.Runtime) error {

@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // Exit statuses of mtev-supervise itself. Statuses of the supervised child
@@ -32,6 +33,16 @@ type Env struct {
 	Getenv func(string) string
 	// Args0 is the path this program was run as.
 	Args0 string
+	// Now is the clock (traces --since counts back from it); nil is
+	// time.Now.
+	Now func() time.Time
+}
+
+func (e *Env) now() time.Time {
+	if e.Now != nil {
+		return e.Now()
+	}
+	return time.Now()
 }
 
 // Command is one sub-command.

@@ -126,8 +126,12 @@ func demoChild(ctx context.Context, env *Env, args []string) error {
 			}
 		},
 	}
-	if code := runtime.Run(app); code != 0 {
-		return &StatusError{Code: code}
+	if err := runtime.Run(ctx, app); err != nil {
+		var ce *watchdog.ChildExitError
+		if !errors.As(err, &ce) {
+			fmt.Fprintf(env.Stderr, "%s: %v\n", app.Name, err)
+		}
+		return &StatusError{Code: runtime.ExitStatus(err)}
 	}
 	return nil
 }

@@ -7,8 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
 	"slices"
 	"sort"
 	"strconv"
@@ -16,13 +14,9 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/mtev-supervise/mtev-supervise/pkg/journal"
 	"github.com/mtev-supervise/mtev-supervise/pkg/trace"
-	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog"
+	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/incident"
 )
-
-// tracesNow is the clock --since durations count back from.
-var tracesNow = time.Now
 
 // tracesFollowPoll is how often `traces tail -f` looks for a journal that
 // does not exist yet.
@@ -102,14 +96,14 @@ func (f *traceFilter) bind(fs *flag.FlagSet) {
 	fs.StringVar(&f.service, "service", "", "only incidents of this service")
 }
 
-func (f *traceFilter) check() error {
+func (f *traceFilter) check(now time.Time) error {
 	switch trace.Reason(f.reason) {
 	case "", trace.ReasonCrash, trace.ReasonExit, trace.ReasonStall:
 	default:
 		return usageError("--reason %q: want crash, exit or stall", f.reason)
 	}
 	if f.since != "" {
-		t, err := parseSince(f.since, tracesNow())
+		t, err := parseSince(f.since, now)
 		if err != nil {
 			return err
 		}
@@ -139,80 +133,6 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 	return time.Time{}, usageError("--since %q: want a duration (1h, 30m) or an RFC 3339 time (2006-01-02T15:04:05Z)", s)
 }
 
-// journalReader opens the incident journal of the state directory. ok is
-// false, with no error, when no journal exists yet.
-func journalReader(env *Env, dirFlag string) (r *journal.Reader, dir string, ok bool, err error) {
-	sd, err := stateDir(env, dirFlag)
-	if err != nil {
-		return nil, "", false, err
-	}
-	dir = watchdog.JournalDir(sd)
-	r, err = journal.NewReader(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, dir, false, nil
-	}
-	if errors.Is(err, journal.ErrNotJournal) {
-		// An empty directory: the supervisor created it and has not
-		// recorded anything yet.
-		if ents, rerr := os.ReadDir(dir); rerr == nil && len(ents) == 0 {
-			return nil, dir, false, nil
-		}
-	}
-	if err != nil {
-		return nil, dir, false, fmt.Errorf("traces: %w", err)
-	}
-	return r, dir, true, nil
-}
-
-// damageReporter prints journal damage to stderr once per span.
-type damageReporter struct {
-	stderr io.Writer
-	seen   int
-}
-
-func (d *damageReporter) report(r *journal.Reader) {
-	dmg := r.Damage()
-	for _, x := range dmg[min(d.seen, len(dmg)):] {
-		fmt.Fprintf(d.stderr, "mtev-supervise traces: warning: journal damage skipped: %s\n", x)
-	}
-	d.seen = len(dmg)
-}
-
-// decodeEntry decodes a journal entry into a record whose ID is the
-// entry's sequence number.
-func decodeEntry(e journal.Entry) (*trace.Record, error) {
-	id := strconv.FormatUint(e.Seq, 10)
-	rec, err := trace.Decode(e.Data)
-	if err != nil {
-		return nil, fmt.Errorf("incident %s: %w", id, err)
-	}
-	rec.ID = id
-	return rec, nil
-}
-
-// readAll reads every record of the journal, warning on stderr about
-// damage and about records it cannot decode.
-func readAll(env *Env, r *journal.Reader) ([]*trace.Record, error) {
-	dr := &damageReporter{stderr: env.Stderr}
-	defer dr.report(r)
-	var recs []*trace.Record
-	for {
-		e, err := r.Next()
-		if errors.Is(err, io.EOF) {
-			return recs, nil
-		}
-		if err != nil {
-			return recs, fmt.Errorf("traces: read journal: %w", err)
-		}
-		rec, err := decodeEntry(e)
-		if err != nil {
-			fmt.Fprintf(env.Stderr, "mtev-supervise traces: warning: skipped %v\n", err)
-			continue
-		}
-		recs = append(recs, rec)
-	}
-}
-
 // selectRecords parses the flags list and top share and reads the records
 // they select.
 func selectRecords(env *Env, name, synopsis string, args []string) ([]*trace.Record, bool, error) {
@@ -227,7 +147,7 @@ func selectRecords(env *Env, name, synopsis string, args []string) ([]*trace.Rec
 	if fs.NArg() > 0 {
 		return nil, false, usageError("traces %s: unexpected argument %q", name, fs.Arg(0))
 	}
-	if err := filter.check(); err != nil {
+	if err := filter.check(env.now()); err != nil {
 		return nil, false, err
 	}
 	recs, err := readFiltered(env, *dirFlag, &filter)
@@ -265,7 +185,7 @@ func writeListLine(w io.Writer, r *trace.Record) {
 
 // readFiltered reads the records that match filter, oldest first.
 func readFiltered(env *Env, dirFlag string, filter *traceFilter) ([]*trace.Record, error) {
-	r, _, ok, err := journalReader(env, dirFlag)
+	r, _, ok, err := openIncidents(env, dirFlag)
 	if err != nil || !ok {
 		return nil, err
 	}
@@ -330,7 +250,7 @@ func tracesShow(ctx context.Context, env *Env, args []string) error {
 		}
 		want = n
 	}
-	r, dir, ok, err := journalReader(env, *dirFlag)
+	r, dir, ok, err := openIncidents(env, *dirFlag)
 	if err != nil {
 		return err
 	}
@@ -338,7 +258,10 @@ func tracesShow(ctx context.Context, env *Env, args []string) error {
 		return fmt.Errorf("no incidents recorded (no journal in %s)", dir)
 	}
 	defer r.Close()
-	e, found, err := findEntry(env, r, want)
+	rec, found, err := findIncident(env, r, want)
+	if errors.Is(err, incident.ErrUndecodable) {
+		return fmt.Errorf("traces show: %w", err)
+	}
 	if err != nil {
 		return err
 	}
@@ -348,10 +271,6 @@ func tracesShow(ctx context.Context, env *Env, args []string) error {
 		}
 		return fmt.Errorf("no incident with id %d in %s", want, dir)
 	}
-	rec, err := decodeEntry(e)
-	if err != nil {
-		return fmt.Errorf("traces show: %w", err)
-	}
 	if *asJSON {
 		return writeIndentedJSON(env.Stdout, rec)
 	}
@@ -359,33 +278,6 @@ func tracesShow(ctx context.Context, env *Env, args []string) error {
 		rec.Fingerprint = trace.Fingerprint(rec)
 	}
 	return trace.WriteText(env.Stdout, rec, trace.TextOptions{AllLog: *all})
-}
-
-// findEntry returns the entry with sequence number want, or the last entry
-// when want is 0.
-func findEntry(env *Env, r *journal.Reader, want uint64) (journal.Entry, bool, error) {
-	dr := &damageReporter{stderr: env.Stderr}
-	defer dr.report(r)
-	if want > 0 {
-		if err := r.Seek(want); err != nil {
-			return journal.Entry{}, false, fmt.Errorf("traces: read journal: %w", err)
-		}
-	}
-	var last journal.Entry
-	found := false
-	for {
-		e, err := r.Next()
-		if errors.Is(err, io.EOF) {
-			return last, found, nil
-		}
-		if err != nil {
-			return journal.Entry{}, false, fmt.Errorf("traces: read journal: %w", err)
-		}
-		if want > 0 {
-			return e, e.Seq == want, nil
-		}
-		last, found = e, true
-	}
 }
 
 // topRow is one fingerprint in `traces top`.
@@ -471,7 +363,7 @@ func tracesTail(ctx context.Context, env *Env, args []string) error {
 	if *count < 0 {
 		return usageError("traces tail: -n %d: must not be negative", *count)
 	}
-	r, _, ok, err := journalReader(env, *dirFlag)
+	r, _, ok, err := openIncidents(env, *dirFlag)
 	if err != nil {
 		return err
 	}
@@ -486,7 +378,7 @@ func tracesTail(ctx context.Context, env *Env, args []string) error {
 			return nil
 		case <-time.After(tracesFollowPoll):
 		}
-		if r, _, ok, err = journalReader(env, *dirFlag); err != nil {
+		if r, _, ok, err = openIncidents(env, *dirFlag); err != nil {
 			return err
 		}
 	}
@@ -530,13 +422,8 @@ func tracesTail(ctx context.Context, env *Env, args []string) error {
 		return nil
 	}
 	dr := &damageReporter{stderr: env.Stderr, seen: len(r.Damage())}
-	err = r.Follow(ctx, func(e journal.Entry) error {
+	err = r.Follow(ctx, func(rec *trace.Record) error {
 		defer dr.report(r)
-		rec, err := decodeEntry(e)
-		if err != nil {
-			fmt.Fprintf(env.Stderr, "mtev-supervise traces: warning: skipped %v\n", err)
-			return nil
-		}
 		if err := emit(rec); err != nil {
 			return err
 		}
@@ -544,6 +431,8 @@ func tracesTail(ctx context.Context, env *Env, args []string) error {
 			return tw.Flush()
 		}
 		return nil
+	}, func(err error) {
+		fmt.Fprintf(env.Stderr, "mtev-supervise traces: warning: skipped %v\n", err)
 	})
 	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 		return nil // interrupted: the normal end of -f

@@ -14,18 +14,11 @@ import (
 // of a removed or changed listener on reload.
 const DrainTimeout = 10 * time.Second
 
-// reportHTTPStall hands a handler past its deadline to the supervisor.
-// Until the runtime's stall road is connected here it logs the stall to
-// the "error" facility; with it, the body becomes
-//
-//	rt.ReportStall(Stall{Source: s.Source, Name: s.Name, Detail: s.Detail,
-//		Elapsed: s.Elapsed, Deadline: s.Deadline, Labels: s.Labels, PID: s.PID, Hard: s.Hard})
-var reportHTTPStall = func(rt *Runtime, s rest.Stall) {
-	rt.Logs.Facility("error").Log().
-		Str("source", s.Source).Str("route", s.Name).Str("detail", s.Detail).
-		Dur("elapsed", s.Elapsed).Dur("deadline", s.Deadline).Bool("hard", s.Hard).
-		Interface("labels", s.Labels).
-		Msg("http handler passed its deadline")
+// reportHTTPStall hands a handler past its deadline to the supervisor
+// (source "http", named by its route).
+func reportHTTPStall(rt *Runtime, s rest.Stall) {
+	rt.reportOrLog(Stall{Source: s.Source, Name: s.Name, Detail: s.Detail,
+		Elapsed: s.Elapsed, Deadline: s.Deadline, Labels: s.Labels, PID: s.PID, Hard: s.Hard})
 }
 
 // initHTTP makes the router from <rest> (rt.Router) before App.Start, so

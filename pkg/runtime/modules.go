@@ -23,9 +23,9 @@ func startModules(ctx context.Context, rt *Runtime) error {
 }
 
 // moduleHost is what every module gets from the runtime: the eventer,
-// the logs, the configuration and the REST router's Handle. Report (the
-// incident road) is wired in reportModuleStall; without a supervisor a
-// module process's crash or hang is logged to error/module/NAME.
+// the logs, the configuration, the REST router's Handle, and Report, the
+// incident road (a module process's crash or hang becomes an incident of
+// the supervisor's, and is logged to "error" too).
 func moduleHost(rt *Runtime) module.Host {
 	h := module.Host{
 		Eventer: rt.Eventer,
@@ -34,6 +34,10 @@ func moduleHost(rt *Runtime) module.Host {
 	}
 	if rt.Router != nil {
 		h.Handle = rt.Router.Handle
+	}
+	h.Report = func(s module.Stall) {
+		rt.reportOrLog(Stall{Source: s.Source, Name: s.Name, Detail: s.Detail,
+			Elapsed: s.Elapsed, Deadline: s.Deadline, Labels: s.Labels, PID: s.PID, Hard: s.Hard})
 	}
 	return h
 }

@@ -80,9 +80,9 @@ func TestModulesAndChildStart(t *testing.T) {
 </app>
 `), 0o644)
 	run := func() int {
-		return Run(App{Name: "modules-app", ConfigFile: cfg,
+		return ExitStatus(Run(context.Background(), App{Name: "modules-app", ConfigFile: cfg,
 			Start: func(ctx context.Context, rt *Runtime) error { step("app start"); return nil },
-			Run:   func(ctx context.Context, rt *Runtime) error { return nil }})
+			Run:   func(ctx context.Context, rt *Runtime) error { return nil }}))
 	}
 	steps.list = nil
 	if code := run(); code != 0 {

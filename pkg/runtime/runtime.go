@@ -23,6 +23,7 @@ import (
 	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog"
 	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/dump"
 	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/hearts"
+	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/report"
 )
 
 // ForegroundEnv, set to 1, runs the program without a supervisor.
@@ -88,39 +89,194 @@ type Runtime struct {
 	Router *rest.Router
 	// Listeners are the <listeners>, opened after App.Start.
 	Listeners *listener.Set
+
+	reports *report.Sender // the stall report channel; nil when not supervised
 }
 
-// Main runs app and exits the process with its status. Call it from main.
+// SupervisorPIDEnv is set by a supervisor in its child's environment to
+// its own pid. It alone decides that a program runs as the supervised
+// child: the heart table, the dump channel and the crash-output fd are
+// optional (mtev-supervise run --hearts off passes no table).
+const SupervisorPIDEnv = "MTEV_SUPERVISOR_PID"
+
+// Main runs app and exits the process with the status Run's error maps to
+// (ExitStatus). Call it from main.
 func Main(app App) {
-	os.Exit(Run(app))
+	name := app.Name
+	if name == "" {
+		name = filepath.Base(os.Args[0])
+	}
+	os.Exit(Status(name, Run(context.Background(), app)))
 }
 
-// Run runs app as described in the package documentation and returns the
-// process exit status.
-func Run(app App) int {
+// Status prints an error of Run on stderr under the service's name, as
+// Main does (a self-supervised child's own failure was already told by the
+// supervisor), and returns the exit status it maps to. For a main that
+// wraps Run with flags of its own.
+func Status(name string, err error) int {
+	if err != nil && !isChildExit(err) {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+	}
+	return ExitStatus(err)
+}
+
+// ExitStatus maps an error of Run to a process exit status: 0 for nil, 2
+// for a configuration error, the child's status when a self-supervised
+// program's child failed under RestartNever, the supervisor's documented
+// statuses for its own errors (watchdog.ExitStatus), 1 otherwise.
+func ExitStatus(err error) int { return watchdog.ExitStatus(err) }
+
+func isChildExit(err error) bool {
+	var ce *watchdog.ChildExitError
+	return errors.As(err, &ce)
+}
+
+// Run runs app as described in the package documentation until ctx is
+// done, SIGTERM or SIGINT arrives, or the app (or, when the program
+// supervises itself, the supervisor) ends. A bad configuration file gives
+// an error wrapping watchdog.ErrConfig.
+func Run(ctx context.Context, app App) error {
 	if app.Name == "" {
 		app.Name = filepath.Base(os.Args[0])
 	}
-	switch {
-	case os.Getenv(hearts.EnvFD) != "":
-		return runChild(app, true)
-	case os.Getenv(ForegroundEnv) == "1":
-		return runChild(app, false)
+	switch mode(os.Getenv) {
+	case modeChild:
+		return runChild(ctx, app, true)
+	case modeForeground:
+		return runChild(ctx, app, false)
 	default:
-		return superviseSelf(app)
+		return superviseSelf(ctx, app)
 	}
 }
 
-// runChild runs the service itself.
-func runChild(app App, supervised bool) int {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+// runMode is how a program linking the runtime runs.
+type runMode int
+
+const (
+	modeSelf       runMode = iota // supervise itself (the default)
+	modeChild                     // the child of a supervisor
+	modeForeground                // no supervisor at all
+)
+
+// mode decides how to run from the environment: MTEV_SUPERVISOR_PID alone
+// says the program is a supervisor's child, so that a child is never a
+// supervisor too, whatever else its supervisor passed.
+func mode(getenv func(string) string) runMode {
+	switch {
+	case getenv(SupervisorPIDEnv) != "":
+		return modeChild
+	case getenv(ForegroundEnv) == "1":
+		return modeForeground
+	}
+	return modeSelf
+}
+
+// runChild runs the service itself, as a supervisor's child when
+// supervised (what it was given is read from the environment), else
+// alone.
+func runChild(ctx context.Context, app App, supervised bool) error {
+	if !supervised {
+		return runAttached(ctx, app, nil)
+	}
+	a, err := attachFromEnv()
+	if err != nil {
+		return err
+	}
+	// What the supervisor passed is for this process only: a program this
+	// one starts decides for itself.
+	for _, k := range childEnvVars {
+		os.Unsetenv(k)
+	}
+	defer func() {
+		for _, f := range []*os.File{a.Dump, a.Reports, a.CrashOutput} {
+			if f != nil {
+				f.Close()
+			}
+		}
+	}()
+	return runAttached(ctx, app, &a)
+}
+
+// childEnvVars are the variables a supervisor sets for its child alone.
+var childEnvVars = []string{SupervisorPIDEnv, hearts.EnvFD, dump.EnvFD, watchdog.CrashFDEnv, report.EnvFD}
+
+// Attach is what a supervisor hands its child: each part is optional.
+type Attach struct {
+	// Hearts is the heart table (the child's view).
+	Hearts *hearts.Table
+	// Dump is the child's end of the dump channel (dump.Pair); the
+	// runtime answers dump requests on it.
+	Dump *os.File
+	// Reports is the child's end of the report channel (report.Pair),
+	// on which ReportStall sends.
+	Reports *os.File
+	// CrashOutput receives a fatal error's trace (debug.SetCrashOutput).
+	CrashOutput *os.File
+	// StartCount is 1 for the first child, 2 for the first restart, ...
+	StartCount int
+}
+
+// RunAttached runs app as a supervised child with what a is given, not
+// reading the environment: the child side without any supervisor process
+// (package runtimetest builds an Attach for an app's own tests). It
+// returns when ctx is done, SIGTERM or SIGINT arrives, or the app ends.
+// The files of a stay the caller's.
+func RunAttached(ctx context.Context, app App, a Attach) error {
+	if app.Name == "" {
+		app.Name = filepath.Base(os.Args[0])
+	}
+	return runAttached(ctx, app, &a)
+}
+
+// attachFromEnv reads what the supervisor passed in the environment.
+func attachFromEnv() (Attach, error) {
+	var a Attach
+	fdOf := func(k string) (*os.File, error) {
+		v := os.Getenv(k)
+		if v == "" {
+			return nil, nil
+		}
+		fd, err := strconv.Atoi(v)
+		if err != nil || fd < 3 {
+			return nil, fmt.Errorf("runtime: %s=%q is not a descriptor number above 2", k, v)
+		}
+		// Never passed on to a program this one starts.
+		syscall.CloseOnExec(fd)
+		return os.NewFile(uintptr(fd), k), nil
+	}
+	var err error
+	if a.CrashOutput, err = fdOf(watchdog.CrashFDEnv); err != nil {
+		return a, err
+	}
+	if a.Dump, err = fdOf(dump.EnvFD); err != nil {
+		return a, err
+	}
+	if a.Reports, err = fdOf(report.EnvFD); err != nil {
+		return a, err
+	}
+	if n, err := strconv.Atoi(os.Getenv("MTEV_START_COUNT")); err == nil {
+		a.StartCount = n
+	}
+	if os.Getenv(hearts.EnvFD) != "" {
+		t, err := hearts.OpenFromEnv()
+		if err != nil {
+			return a, fmt.Errorf("runtime: %w", err)
+		}
+		a.Hearts = t
+		a.StartCount = int(t.StartCount()) + 1
+	}
+	return a, nil
+}
+
+// runAttached runs the service; a is nil when no supervisor watches it.
+func runAttached(ctx context.Context, app App, a *Attach) error {
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	rt := &Runtime{Supervised: supervised, Logs: log.New()}
+	rt := &Runtime{Supervised: a != nil, Logs: log.New()}
 	defer rt.Logs.Close()
 	if app.ConfigFile != "" {
 		if err := loadConfig(&app, rt); err != nil {
-			fmt.Fprintf(os.Stderr, "%s: %v\n", app.Name, err)
-			return watchdog.ExitConfig
+			return fmt.Errorf("%w: %w", watchdog.ErrConfig, err)
 		}
 		defer rt.Config.Close()
 	}
@@ -131,41 +287,30 @@ func runChild(app App, supervised bool) int {
 		defer close(reopenDone)
 		_ = rt.Logs.ServeReopen(reopenCtx)
 	}()
-	if supervised {
-		if err := joinSupervisor(ctx, app, rt); err != nil {
-			fmt.Fprintf(os.Stderr, "%s: %v\n", app.Name, err)
-			return 1
+	if a != nil {
+		closeJoin, err := join(ctx, app, rt, *a)
+		if err != nil {
+			return err
 		}
+		defer closeJoin()
 	}
-	if err := serve(ctx, app, rt); err != nil {
-		fmt.Fprintf(os.Stderr, "%s: %v\n", app.Name, err)
-		return 1
-	}
-	return 0
+	return serve(ctx, app, rt)
 }
 
-// joinSupervisor takes the heart table, the crash-output fd and the dump
-// channel the supervisor passed.
-func joinSupervisor(ctx context.Context, app App, rt *Runtime) error {
-	if v := os.Getenv(watchdog.CrashFDEnv); v != "" {
-		fd, err := strconv.Atoi(v)
-		if err != nil {
-			return fmt.Errorf("runtime: %s=%q: %w", watchdog.CrashFDEnv, v, err)
+// join takes what the supervisor gave: the crash output, the heart table,
+// the dump channel (answered on a goroutine of its own) and the report
+// channel. The returned function stops the dump server and closes the
+// report sender.
+func join(ctx context.Context, app App, rt *Runtime, a Attach) (func(), error) {
+	if a.CrashOutput != nil {
+		if err := debug.SetCrashOutput(a.CrashOutput, debug.CrashOptions{}); err != nil {
+			return nil, fmt.Errorf("runtime: crash output: %w", err)
 		}
-		f := os.NewFile(uintptr(fd), "crash-output")
-		if err := debug.SetCrashOutput(f, debug.CrashOptions{}); err != nil {
-			return fmt.Errorf("runtime: crash output: %w", err)
-		}
-		f.Close() // SetCrashOutput keeps its own copy
 	}
-	t, err := hearts.OpenFromEnv()
-	if err != nil {
-		return fmt.Errorf("runtime: %w", err)
-	}
-	rt.Hearts = t
-	rt.StartCount = int(t.StartCount()) + 1
+	rt.Hearts = a.Hearts
+	rt.StartCount = a.StartCount
 	var rec *dump.Recorder
-	if app.FlightRecorder >= 0 {
+	if app.FlightRecorder >= 0 && a.Dump != nil {
 		window := app.FlightRecorder
 		if window == 0 {
 			window = 10 * time.Second
@@ -174,14 +319,35 @@ func joinSupervisor(ctx context.Context, app App, rt *Runtime) error {
 		// a trace file; the dump reply says why.
 		rec, _ = dump.StartFlightRecorder(window, 10<<20)
 	}
-	if os.Getenv(dump.EnvFD) != "" {
+	dumpCtx, stopDump := context.WithCancel(context.WithoutCancel(ctx))
+	dumpDone := make(chan struct{})
+	if a.Dump != nil {
 		go func() {
 			// Runs on no loop, so it answers when a loop hangs. It ends
-			// with the process (the parent closes its end, or exit).
-			_ = dump.ServeFromEnv(context.WithoutCancel(ctx), dump.Options{Recorder: rec})
+			// when the parent closes its end, or when the service ends.
+			defer close(dumpDone)
+			_ = dump.Serve(dumpCtx, a.Dump, dump.Options{Recorder: rec})
 		}()
+	} else {
+		close(dumpDone)
 	}
-	return nil
+	if a.Reports != nil {
+		snd, err := report.NewSender(a.Reports)
+		if err != nil {
+			stopDump()
+			<-dumpDone
+			return nil, fmt.Errorf("runtime: %w", err)
+		}
+		rt.reports = snd
+	}
+	return func() {
+		stopDump()
+		<-dumpDone
+		rec.Stop()
+		if rt.reports != nil {
+			rt.reports.Close()
+		}
+	}, nil
 }
 
 // serve runs the eventer and the app until ctx is done.
@@ -270,11 +436,10 @@ func poolOf(loop string) string {
 }
 
 // superviseSelf runs a supervisor whose child is this program.
-func superviseSelf(app App) int {
+func superviseSelf(ctx context.Context, app App) error {
 	exe, err := os.Executable()
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "%s: find own executable: %v\n", app.Name, err)
-		return 1
+		return fmt.Errorf("runtime: find own executable: %w", err)
 	}
 	cfg := app.Supervisor
 	cfg.Name = app.Name
@@ -288,10 +453,9 @@ func superviseSelf(app App) int {
 	}
 	sup, err := watchdog.New(cfg, watchdog.Options{Events: events, Output: passThrough})
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "%s: %v\n", app.Name, err)
-		return 2
+		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	fwd := make(chan os.Signal, 4)
 	signal.Notify(fwd, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
@@ -309,11 +473,7 @@ func superviseSelf(app App) int {
 	}()
 	err = sup.Serve(ctx)
 	close(done)
-	var ce *watchdog.ChildExitError
-	if err != nil && !errors.As(err, &ce) {
-		fmt.Fprintf(os.Stderr, "%s: %v\n", app.Name, err)
-	}
-	return watchdog.ExitStatus(err)
+	return err
 }
 
 // passThrough writes child output to the same stream of this process.

@@ -23,7 +23,9 @@ const fingerprintFrames = 5
 // Algorithm v1 hashes (SHA-256, first 64 bits, hex) the following parts:
 //
 //   - the reason (crash, exit, stall);
-//   - for a stall, the stall source ("heart", "notify-watchdog", "startup");
+//   - for a stall, the stall source ("heart", "notify-watchdog", "startup",
+//     or the child's: "http", "lua", "module", "probe") and, for a stall
+//     the child reported, the name of its unit of work;
 //   - when there is a culprit goroutine (see Culprit; for a record with
 //     crash output but no goroutines, the one that panicked in that output): its state and wait reason (not the wait time), and the
 //     function names of its top 5 frames that are not in the runtime (package
@@ -41,7 +43,12 @@ const fingerprintFrames = 5
 func Fingerprint(rec *Record) string {
 	parts := []string{string(rec.Reason)}
 	if rec.Stall != nil {
-		parts = append(parts, "source="+rec.Stall.Source)
+		parts = append(parts, "source="+string(rec.Stall.Source))
+		if rec.Stall.Name != "" {
+			// A reported stall: repeats of the same route, script or
+			// module group together, apart from others stuck alike.
+			parts = append(parts, "name="+rec.Stall.Name)
+		}
 	}
 	if class := HeadlineClass(headline(rec.CrashOutput)); class != "" {
 		parts = append(parts, "headline="+class)
@@ -201,7 +208,10 @@ func Summary(rec *Record) string {
 		if rec.Stall.Heart != "" {
 			return "heart " + rec.Stall.Heart
 		}
-		return rec.Stall.Source
+		if rec.Stall.Name != "" {
+			return string(rec.Stall.Source) + " " + rec.Stall.Name
+		}
+		return string(rec.Stall.Source)
 	}
 	return headline(rec.CrashOutput)
 }

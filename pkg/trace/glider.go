@@ -31,7 +31,7 @@ const gliderWaitDelay = 500 * time.Millisecond
 // the file was created, including after a failure, so partial output is
 // kept. A glider that exits non-zero yields an error naming the status.
 func RunGlider(ctx context.Context, cmd string, pid int, reason string, outPath string, budget time.Duration) (Artifact, error) {
-	art := Artifact{Kind: "glider-output", Path: outPath}
+	art := Artifact{Kind: KindGlider, Path: outPath}
 	if cmd == "" {
 		return Artifact{}, errors.New("trace: glider: no command")
 	}

@@ -32,7 +32,7 @@ const (
 	// ReasonExit: the child exited on its own with a status.
 	ReasonExit Reason = "exit"
 	// ReasonStall: a heart, the notify watchdog or the start-up deadline
-	// passed its deadline.
+	// passed its deadline, or the child reported a stalled unit of work.
 	ReasonStall Reason = "stall"
 )
 
@@ -98,20 +98,67 @@ func (e *Exit) String() string {
 	return "-"
 }
 
+// StallSource says what saw a stall. The supervisor's own sources are
+// SourceHeart, SourceNotify and SourceStartup; a child reports its own
+// units of work under another lowercase word (SourceHTTP, SourceLua,
+// SourceModule, SourceProbe, ...).
+type StallSource string
+
+const (
+	SourceHeart   StallSource = "heart"           // a heart passed its deadline
+	SourceNotify  StallSource = "notify-watchdog" // the notify watchdog (WATCHDOG=1) passed its deadline
+	SourceStartup StallSource = "startup"         // no readiness (or no heart) by the start-up deadline
+	SourceHTTP    StallSource = "http"            // reported: an HTTP handler
+	SourceLua     StallSource = "lua"             // reported: a Lua state
+	SourceModule  StallSource = "module"          // reported: a module
+	SourceProbe   StallSource = "probe"           // reported: a liveness probe
+)
+
+// Stage is how far past its deadline a stall is.
+type Stage string
+
+const (
+	StageSoft Stage = "soft" // captured, the child keeps running
+	StageHard Stage = "hard" // captured, the child is killed
+)
+
 // Stall describes the deadline that passed.
 type Stall struct {
-	Source    string `json:"source"`          // "heart", "notify-watchdog", "startup"
-	Stage     string `json:"stage"`           // "soft" or "hard"
+	Source StallSource `json:"source"`
+	Stage  Stage       `json:"stage"`
+
 	Heart     string `json:"heart,omitempty"` // heart name, e.g. "e:default/1"
 	Slot      int    `json:"slot,omitempty"`
 	ThreadID  int    `json:"thread_id,omitempty"` // OS thread (LWP) that last beat the heart
-	AgeMS     int64  `json:"age_ms"`              // time since the last beat when detected
+	AgeMS     int64  `json:"age_ms"`              // time since the last beat when detected (reported: how long the work ran)
 	TimeoutMS int64  `json:"timeout_ms"`
+
+	// Set for a stall the child reported of its own unit of work.
+	Name   string            `json:"name,omitempty"`       // route, script, module
+	Detail string            `json:"detail,omitempty"`     // the child's words
+	Labels map[string]string `json:"labels,omitempty"`     // pprof labels of the stuck goroutine
+	PID    int               `json:"target_pid,omitempty"` // the process captured, when not the child (a module's process)
+	// Dropped counts reports of the child dropped (rate limit, full
+	// channel) before this one.
+	Dropped int `json:"dropped,omitempty"`
 }
+
+// Method is a capture method, as records spell it.
+type Method string
+
+const (
+	MethodCooperative Method = "cooperative"  // the child's own dump over the dump channel
+	MethodDelve       Method = "delve"        // Delve attached to the live child
+	MethodDelveCore   Method = "delve-core"   // Delve read a core written of the stopped child
+	MethodCrashOutput Method = "crash-output" // the fatal output of a Go child (crash-output memfd or stderr)
+	MethodCore        Method = "core"         // Delve read the core file a crash left
+	MethodGlider      Method = "glider"       // the external tracer
+	MethodNone        Method = "none"         // nothing worked (Error says why)
+)
 
 // Capture says how goroutines were captured, and why not if they were not.
 type Capture struct {
-	Method     string `json:"method"` // "cooperative", "delve", "delve-core", "crash-output", "stderr", "glider", "none"
+	Method     Method `json:"method"`
 	DurationMS int64  `json:"duration_ms"`
 	PauseMS    int64  `json:"pause_ms,omitempty"` // time the child was stopped by the capture
 	Error      string `json:"error,omitempty"`
@@ -121,7 +168,7 @@ type Capture struct {
 
 // Attempt is one capture method tried.
 type Attempt struct {
-	Method     string `json:"method"`
+	Method     Method `json:"method"`
 	DurationMS int64  `json:"duration_ms"`
 	Error      string `json:"error,omitempty"`
 }
@@ -170,11 +217,23 @@ type Resources struct {
 	Goroutine int     `json:"goroutines,omitempty"`
 }
 
+// ArtifactKind says what an artifact file holds.
+type ArtifactKind string
+
+const (
+	KindGoroutines  ArtifactKind = "goroutines"         // the child's goroutine profile (debug=2)
+	KindGrouped     ArtifactKind = "goroutines-grouped" // the same, grouped by stack, with labels (debug=1)
+	KindTrace       ArtifactKind = "trace"              // the child's flight recorder window
+	KindCore        ArtifactKind = "core"               // a core file
+	KindGlider      ArtifactKind = "glider-output"      // the external tracer's output
+	KindCrashOutput ArtifactKind = "crash-output.txt"   // crash output too large for the record
+)
+
 // Artifact is a file kept with a record.
 type Artifact struct {
-	Kind  string `json:"kind"` // "goroutine-profile", "flight-recorder", "core", "glider-output"
-	Path  string `json:"path"`
-	Bytes int64  `json:"bytes"`
+	Kind  ArtifactKind `json:"kind"`
+	Path  string       `json:"path"`
+	Bytes int64        `json:"bytes"`
 }
 
 // Encode returns the JSON form of r, with the schema set.

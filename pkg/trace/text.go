@@ -90,18 +90,33 @@ func (t *textWriter) header(rec *Record, culprit *Goroutine, opts TextOptions) {
 		}
 	}
 	if s := rec.Stall; s != nil {
-		v := s.Stage + " " + s.Source
-		if s.Heart != "" {
+		v := string(s.Stage) + " " + string(s.Source)
+		if s.Name != "" {
+			// Reported by the child of its own unit of work.
+			v += fmt.Sprintf(" %s: running for %s, deadline %s", s.Name, formatMS(s.AgeMS), formatMS(s.TimeoutMS))
+			if s.Detail != "" {
+				v += " (" + s.Detail + ")"
+			}
+			if s.PID != 0 {
+				v += fmt.Sprintf(", captured pid %d", s.PID)
+			}
+			if s.Dropped != 0 {
+				v += fmt.Sprintf(", %d reports dropped before", s.Dropped)
+			}
+			t.field("stall", v)
+		} else if s.Heart != "" {
 			v += " " + s.Heart
 			if s.Slot != 0 {
 				v += fmt.Sprintf(" (slot %d)", s.Slot)
 			}
 		}
-		v += fmt.Sprintf(": no beat for %s, timeout %s", formatMS(s.AgeMS), formatMS(s.TimeoutMS))
-		if s.ThreadID != 0 {
-			v += fmt.Sprintf(", last beat from thread %d", s.ThreadID)
+		if s.Name == "" {
+			v += fmt.Sprintf(": no beat for %s, timeout %s", formatMS(s.AgeMS), formatMS(s.TimeoutMS))
+			if s.ThreadID != 0 {
+				v += fmt.Sprintf(", last beat from thread %d", s.ThreadID)
+			}
+			t.field("stall", v)
 		}
-		t.field("stall", v)
 	}
 	if c := rec.Capture; c != nil {
 		v := fmt.Sprintf("%s in %s", c.Method, formatMS(c.DurationMS))

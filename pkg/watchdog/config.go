@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/incident"
 )
 
 // Policy says when a child that ended is started again.
@@ -282,7 +284,7 @@ func SocketPath(stateDir, name string) string {
 }
 
 // JournalDir is the incident journal of a state directory.
-func JournalDir(stateDir string) string { return filepath.Join(stateDir, "journal") }
+func JournalDir(stateDir string) string { return incident.JournalDir(stateDir) }
 
 func ensureDir(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {

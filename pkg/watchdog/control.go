@@ -264,7 +264,7 @@ func (cs *controlServer) conn(s *Supervisor, conn net.Conn) {
 					resp.OK, resp.Status = true, &st
 				}
 			case "restart", "stop":
-				if _, err := s.ask(request{op: req.Op}); err != nil {
+				if _, err := s.ask(request{op: controlOp(req.Op)}); err != nil {
 					resp.Error = err.Error()
 				} else {
 					resp.OK = true

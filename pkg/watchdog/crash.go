@@ -13,7 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mtev-supervise/mtev-supervise/pkg/trace"
-	"github.com/mtev-supervise/mtev-supervise/pkg/trace/delve"
+	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/capture"
 )
 
 // MaxCrashText bounds the fatal output kept from one child's stderr.
@@ -22,10 +22,6 @@ const MaxCrashText = 64 << 20
 // maxRecordCrashText bounds the crash text stored inside a record; the
 // rest of a larger dump is parsed but only kept as an artifact file.
 const maxRecordCrashText = 4 << 20
-
-// maxRecordGoroutines bounds the goroutines stored in one record. The
-// culprit is always kept; GoroutinesOmitted says how many were left out.
-const maxRecordGoroutines = 5000
 
 // crashText collects a Go program's fatal output from its stderr: from the
 // first line that starts one ("panic: ", "fatal error: ", "SIGQUIT: ", ...)
@@ -155,12 +151,12 @@ func complete(p pending, artifactDir string) {
 	rec := p.rec
 	if len(p.crash) > 0 {
 		if gs, _, err := trace.ParseCrash(p.crash); err == nil {
-			storeGoroutines(rec, gs)
+			capture.Store(rec, gs)
 			if rec.Capture == nil {
-				rec.Capture = &trace.Capture{Method: "crash-output"}
+				rec.Capture = &trace.Capture{Method: capture.CrashOutput}
 			}
 		} else if rec.Capture == nil {
-			rec.Capture = &trace.Capture{Method: "crash-output", Error: err.Error()}
+			rec.Capture = &trace.Capture{Method: capture.CrashOutput, Error: err.Error()}
 		}
 		rec.CrashOutput = string(p.crash)
 		if len(p.crash) > maxRecordCrashText {
@@ -180,7 +176,7 @@ func complete(p pending, artifactDir string) {
 // its goroutines with Delve when the crash output gave none.
 func readCore(p pending, artifactDir string) {
 	rec := p.rec
-	dir := fmt.Sprintf("%s/%s-%d-%d", artifactDir, rec.Service, rec.PID, rec.Time.UnixNano())
+	dir := incidentDir(artifactDir, rec)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return
 	}
@@ -189,26 +185,28 @@ func readCore(p pending, artifactDir string) {
 		core = p.core // another file system: read it where it is
 	}
 	if fi, err := os.Stat(core); err == nil {
-		rec.Artifacts = append(rec.Artifacts, trace.Artifact{Kind: "core", Path: core, Bytes: fi.Size()})
+		rec.Artifacts = append(rec.Artifacts, trace.Artifact{Kind: trace.KindCore, Path: core, Bytes: fi.Size()})
 	}
-	if len(rec.Goroutines) > 0 || p.exe == "" {
+	reader := capture.Core()
+	if len(rec.Goroutines) > 0 || p.exe == "" || reader == nil {
 		return
 	}
 	t0 := time.Now()
-	res, err := delve.ReadCore(core, p.exe, delve.Options{Budget: time.Minute})
-	a := trace.Attempt{Method: "core", DurationMS: time.Since(t0).Milliseconds()}
-	if res != nil {
-		useDelve(rec, res)
+	gs, threads, err := reader.ReadCore(core, p.exe, time.Minute)
+	a := trace.Attempt{Method: capture.CoreFile, DurationMS: time.Since(t0).Milliseconds()}
+	if len(gs) > 0 {
+		capture.Store(rec, gs)
+		rec.Threads = threads
 	}
 	if err != nil {
 		a.Error = err.Error()
 	}
 	if rec.Capture == nil {
-		rec.Capture = &trace.Capture{Method: "none"}
+		rec.Capture = &trace.Capture{Method: capture.None}
 	}
 	rec.Capture.Attempts = append(rec.Capture.Attempts, a)
 	if a.Error == "" && len(rec.Goroutines) > 0 {
-		rec.Capture.Method, rec.Capture.Error = "core", ""
+		rec.Capture.Method, rec.Capture.Error = capture.CoreFile, ""
 	}
 }
 
@@ -232,30 +230,9 @@ func findCore(dir string, pid int, started time.Time) (string, string) {
 	return "", "no core file found in " + dir
 }
 
-// keepGoroutines bounds a goroutine list for storage, keeping the culprit.
-func keepGoroutines(gs []trace.Goroutine, culprit int, omitted *int) []trace.Goroutine {
-	if len(gs) <= maxRecordGoroutines {
-		return gs
-	}
-	out := make([]trace.Goroutine, 0, maxRecordGoroutines)
-	if culprit >= 0 && culprit < len(gs) {
-		out = append(out, gs[culprit])
-	}
-	for i := range gs {
-		if len(out) == maxRecordGoroutines {
-			break
-		}
-		if i != culprit {
-			out = append(out, gs[i])
-		}
-	}
-	*omitted = len(gs) - len(out)
-	return out
-}
-
 // writeArtifact stores data in a file of its own beside the journal.
 func writeArtifact(dir string, rec *trace.Record, name string, data []byte) (trace.Artifact, error) {
-	sub := fmt.Sprintf("%s/%s-%d-%d", dir, rec.Service, rec.PID, rec.Time.UnixNano())
+	sub := incidentDir(dir, rec)
 	if err := os.MkdirAll(sub, 0o700); err != nil {
 		return trace.Artifact{}, err
 	}
@@ -263,5 +240,5 @@ func writeArtifact(dir string, rec *trace.Record, name string, data []byte) (tra
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		return trace.Artifact{}, err
 	}
-	return trace.Artifact{Kind: name, Path: path, Bytes: int64(len(data))}, nil
+	return trace.Artifact{Kind: trace.ArtifactKind(name), Path: path, Bytes: int64(len(data))}, nil
 }

@@ -13,11 +13,18 @@
 // # Stalls and captures
 //
 // A child is watched through the heart table (package hearts) when it
-// joins it, and through the systemd notify protocol with Notify. A soft
+// joins it, through the systemd notify protocol with Notify, and through
+// the stalls it reports of its own units of work (HTTP handlers, Lua
+// states, modules, probes) over the report channel (package report),
+// which take the heart's road: soft is captured and kept running, hard
+// is captured and restarted; the culprit is the goroutine carrying the
+// reported pprof labels. A soft
 // heart deadline is captured and the child left running; a hard heart
 // deadline, a start-up deadline or a notify-watchdog deadline is captured
 // and the child's group killed, and the restart policy applies. A capture
-// runs on its own goroutine, never on the loop, cheapest method first: the
+// runs on its own goroutine, never on the loop, through the methods of
+// the capture chain (package capture; Delve is in it only when package
+// trace/delve is linked in), cheapest method first: the
 // child's own dump over the dump channel (when it joined the table), then
 // Delve from outside (package trace/delve; above CoreAboveRSS a hard stall
 // writes a core of the stopped child, has it killed at once and reads the
@@ -26,7 +33,11 @@
 // fatal output on stderr, else from a core file (CoreDumps); parsing and
 // fingerprinting happen on the journal writer, off the restart path. The
 // same-crash limit is applied there too, as soon as a fingerprint is
-// known.
+// known. The action of every incident (restart, keep-running, stop,
+// give-up) is decided by one policy function, decide in policy.go. A
+// capture that outlives its child (a core read after the kill) still
+// brings its record: Serve does not return before it, and the record's
+// action is decided when the child died.
 //
 // # Threads and ownership
 //
@@ -43,6 +54,8 @@
 //   - the orphan reaper, woken by SIGCHLD: it reaps zombie children that no
 //     code in this process owns (see internal/reap), found in /proc, and
 //     never waits for "any child";
+//   - one report reader per child: reads the child's stall reports,
+//     drops what is over the rate limit, and hands the rest to the loop;
 //   - the journal writer, so that an fsync or a crash-dump parse never
 //     delays a restart;
 //   - one capture goroutine per stall being captured, and one check of the
@@ -53,8 +66,9 @@
 //     ends threads whose goroutine exits while locked, so children are
 //     forked from a thread that lives as long as the supervisor.
 //
-// Lock order: the process registry's lock (internal/reap) is only ever
-// taken alone.
+// Lock order (see also ARCHITECTURE.md): the process registry's lock
+// (internal/reap), the capture registry's lock (package capture) and
+// eventMu are each only ever taken alone.
 // Options.Events is called with eventMu held, from the loop or the journal
 // writer; it must not block or call back into the Supervisor.
 //
@@ -67,7 +81,8 @@
 // dies, what is left of its group is killed. The supervisor process is a
 // child subreaper (PR_SET_CHILD_SUBREAPER).
 //
-// Code that starts other processes inside a supervisor process must start
-// them with reap.Start and call reap.Release after Wait, or the reaper may
-// take their exit status (trace.RunGlider does).
+// Code that starts other processes inside a supervisor process (a hook, a
+// capture method) starts them with StartProcess and waits with the
+// function it returns, or the orphan reaper may take their exit status
+// (trace.RunGlider does the same).
 package watchdog

@@ -105,9 +105,14 @@ func (e Exited) String() string {
 func (e Ready) String() string  { return fmt.Sprintf("pid %d is ready", e.PID) }
 func (e Status) String() string { return fmt.Sprintf("pid %d status: %s", e.PID, e.Text) }
 func (e Stalled) String() string {
-	what := e.Stall.Source
+	what := string(e.Stall.Source)
 	if e.Stall.Heart != "" {
 		what += " " + e.Stall.Heart
+	}
+	if e.Stall.Name != "" {
+		// Reported by the child: its unit of work ran past its deadline.
+		return fmt.Sprintf("pid %d stalled (%s %s, %s, reported): running for %dms, deadline %dms",
+			e.PID, what, e.Stall.Name, e.Stall.Stage, e.Stall.AgeMS, e.Stall.TimeoutMS)
 	}
 	return fmt.Sprintf("pid %d stalled (%s, %s deadline): no sign of life for %dms, timeout %dms",
 		e.PID, what, e.Stall.Stage, e.Stall.AgeMS, e.Stall.TimeoutMS)
@@ -116,7 +121,7 @@ func (e Stalled) String() string {
 func (e Recorded) String() string {
 	what := string(e.Record.Reason)
 	if e.Record.Stall != nil {
-		what += " (" + e.Record.Stall.Stage + ")"
+		what += " (" + string(e.Record.Stall.Stage) + ")"
 	}
 	if sum := trace.Summary(e.Record); sum != "" {
 		what += " in " + sum

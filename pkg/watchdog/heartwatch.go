@@ -1,18 +1,14 @@
 package watchdog
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/mtev-supervise/mtev-supervise/pkg/trace"
-	"github.com/mtev-supervise/mtev-supervise/pkg/trace/delve"
+	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/capture"
 	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/dump"
 	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/hearts"
 )
@@ -110,11 +106,11 @@ func (s *Supervisor) attachHearts(cmd *exec.Cmd, start int) (client *dump.Client
 // checkHearts runs one monitor pass and acts on its events.
 func (s *Supervisor) checkHearts(c *child) {
 	for _, e := range s.monitor.Check(time.Now()) {
-		if c.planned != "" {
+		if c.planned != planNone {
 			return
 		}
 		st := trace.Stall{
-			Source:    "heart",
+			Source:    trace.SourceHeart,
 			Heart:     e.Name,
 			Slot:      e.Slot,
 			ThreadID:  e.ThreadID,
@@ -123,49 +119,73 @@ func (s *Supervisor) checkHearts(c *child) {
 		}
 		switch e.Kind {
 		case hearts.SoftStall:
-			st.Stage = "soft"
-			if c.capturing {
-				continue
-			}
-			s.event(Stalled{PID: c.pid, Stall: st})
-			s.startCapture(c, st, false)
+			st.Stage = trace.StageSoft
 		case hearts.HardStall, hearts.StartupStall:
-			st.Stage = "hard"
+			st.Stage = trace.StageHard
 			if e.Kind == hearts.StartupStall {
-				st.Source = "startup"
+				st.Source = trace.SourceStartup
 			}
-			c.planned = "stall"
-			c.stall = &st
-			s.event(Stalled{PID: c.pid, Stall: st})
-			if c.capturing {
-				// One capture at a time (one tracer, one dump request):
-				// the hard one starts when the soft one is done.
-				c.pendingHard = &st
-				continue
-			}
-			s.startCapture(c, st, true)
+		default:
+			continue
 		}
+		s.stalled(c, st)
 	}
+}
+
+// stalled is the one entry of a stall, whatever its source (st.Source:
+// a heart, the notify watchdog, the start-up deadline, or a unit of work
+// the child reported): a soft one is captured unless a capture runs and
+// the child kept running; a hard one is captured (after the running
+// capture: one capture at a time) and the child killed, and the restart
+// policy applies when it is gone.
+func (s *Supervisor) stalled(c *child, st trace.Stall) {
+	if st.Stage != trace.StageHard {
+		if c.capturing {
+			return
+		}
+		s.event(Stalled{PID: c.pid, Stall: st})
+		s.startCapture(c, st, false)
+		return
+	}
+	c.planned = planStall
+	c.stall = &st
+	s.event(Stalled{PID: c.pid, Stall: st})
+	if c.capturing {
+		// One capture at a time (one tracer, one dump request): the hard
+		// one starts when the soft one is done.
+		c.pendingHard = &st
+		return
+	}
+	s.startCapture(c, st, true)
 }
 
 // startCapture captures the stalled child off the loop; the loop gets a
 // captureDone and then records, and for a hard stall kills.
 func (s *Supervisor) startCapture(c *child, st trace.Stall, kill bool) {
 	c.capturing = true
+	s.captures++
 	rec := s.newRecord(c, trace.ReasonStall)
 	rec.Stall = &st
-	rec.UptimeMS = ms(time.Since(c.started))
-	opts := captureOpts{
-		dir:     filepath.Join(ArtifactDir(s.cfg.StateDir), fmt.Sprintf("%s-%d-%d", s.cfg.Name, c.pid, rec.Time.UnixNano())),
-		budget:  s.cfg.DumpBudget,
-		delve:   s.cfg.CaptureBudget,
-		core:    s.cfg.CoreAboveRSS,
-		linked:  s.table != nil && (s.table.IsReady() || len(s.monitor.Hearts(time.Now())) > 0),
-		kill:    kill,
-		glider:  s.cfg.Glider,
-		gbudget: s.cfg.GliderBudget,
+	rec.UptimeMS = ms(s.since(c.started))
+	t := &capture.Target{
+		PID:          c.pid,
+		Dir:          incidentDir(ArtifactDir(s.cfg.StateDir), rec),
+		Stall:        rec.Stall,
+		Kill:         kill,
+		Linked:       s.table != nil && (s.table.IsReady() || len(s.monitor.Hearts(time.Now())) > 0),
+		Dump:         c.dump,
+		DumpBudget:   s.cfg.DumpBudget,
+		Budget:       s.cfg.CaptureBudget,
+		CoreAboveRSS: s.cfg.CoreAboveRSS,
+		Glider:       s.cfg.Glider,
+		GliderBudget: s.cfg.GliderBudget,
 	}
-	if !opts.linked {
+	if st.PID != 0 {
+		// A process of the child's own (a module's) is captured from
+		// outside: the dump channel is the child's, not its.
+		t.PID, t.Linked = st.PID, false
+	}
+	if !t.Linked {
 		s.warnUncapturable(c)
 	}
 	killNow := func() {
@@ -177,7 +197,8 @@ func (s *Supervisor) startCapture(c *child, st trace.Stall, kill bool) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		capture(c, rec, opts, killNow)
+		t.KillNow = killNow
+		runChain(t, rec)
 		select {
 		case s.msgs <- captureDone{c: c, rec: rec, kill: kill}:
 		case <-s.done:
@@ -196,7 +217,8 @@ func (s *Supervisor) warnUncapturable(c *child) {
 	default:
 		return // not known yet: the record will say
 	}
-	if s.warnedCapture || !(errors.Is(err, delve.ErrNoDebugInfo) || errors.Is(err, delve.ErrGoVersion)) {
+	chk := capture.Check()
+	if s.warnedCapture || err == nil || chk == nil || !chk.Uncapturable(err) {
 		return
 	}
 	s.warnedCapture = true
@@ -207,296 +229,22 @@ func (s *Supervisor) warnUncapturable(c *child) {
 // alive (its core is written).
 type killMsg struct{ c *child }
 
-// captureOpts are the settings a capture needs, copied from the loop.
-type captureOpts struct {
-	dir     string        // artifact directory of this incident
-	budget  time.Duration // cooperative dump budget
-	delve   time.Duration // Delve capture budget
-	core    uint64        // above this RSS, a hard stall is captured through a core file
-	linked  bool          // the child joined the heart table: it can answer dumps
-	kill    bool          // hard stall: the child is killed after the capture
-	glider  string        // external tracer, if any
-	gbudget time.Duration // its budget
-}
-
-// capture fills rec with the best account of the stalled child it can get,
-// cheapest method first: the child's own dump (linked children), then
-// Delve from outside (any Go child with debug information, even with a
-// wedged runtime). Every attempt is listed in rec.Capture. It runs on its
-// own goroutine and touches no supervisor state.
-func capture(c *child, rec *trace.Record, o captureOpts, killNow func()) {
-	// Resource use over a short interval, per thread too: it tells a
-	// starved process (runnable, waiting for a CPU) from a deadlocked one.
-	smp := trace.NewSampler(c.pid, trace.SamplerOptions{})
-	var sampled []trace.Thread
-	if _, _, err := smp.Sample(); err == nil {
-		time.Sleep(trace.ResourceInterval)
-		if res, threads, err := smp.Sample(); err == nil {
-			rec.Resources, sampled = res, threads
-		}
-	}
-	defer func() { rec.Threads = mergeThreads(rec.Threads, sampled) }()
-	capt := &trace.Capture{Method: "none"}
-	rec.Capture = capt
-	t0 := time.Now()
-	if err := os.MkdirAll(o.dir, 0o700); err != nil {
-		capt.Error = err.Error()
-		return
-	}
-	if o.linked && c.dump != nil {
-		a := cooperative(c, rec, o)
-		capt.Attempts = append(capt.Attempts, a)
-		if a.Error == "" {
-			capt.Method = a.Method
-		}
-	}
-	if capt.Method == "none" {
-		var a trace.Attempt
-		if o.kill && o.core > 0 && rec.Resources != nil && rec.Resources.RSSBytes > o.core {
-			a = delveCore(c, rec, o, killNow)
-		} else {
-			a = delveLive(c, rec, o)
-		}
-		capt.Attempts = append(capt.Attempts, a)
-		if a.Error == "" {
-			capt.Method = a.Method
-		}
-	}
-	if o.glider != "" {
-		a := runGlider(c, rec, o)
-		capt.Attempts = append(capt.Attempts, a)
-		if a.Error == "" && capt.Method == "none" {
-			capt.Method = a.Method
-		}
-	}
-	capt.DurationMS = ms(time.Since(t0))
-	for _, a := range capt.Attempts {
-		if a.Error != "" {
-			msg := a.Error
-			if !strings.HasPrefix(msg, a.Method+": ") {
-				msg = a.Method + ": " + msg
-			}
-			capt.Error = strings.TrimPrefix(capt.Error+"; ", "; ") + msg
-		}
-	}
-	if capt.Method == "none" && capt.Error == "" {
-		capt.Error = "no capture method available for this child"
-	}
-	if capt.Method != "none" {
-		capt.Error = ""
-	}
-}
-
-// mergeThreads adds the sampled state and CPU use to the threads a
-// capture read (with their stacks), or returns the sampled threads when
-// the capture read none.
-func mergeThreads(captured, sampled []trace.Thread) []trace.Thread {
-	if len(captured) == 0 {
-		return sampled
-	}
-	byID := make(map[int]trace.Thread, len(sampled))
-	for _, t := range sampled {
-		byID[t.ID] = t
-	}
-	for i := range captured {
-		if t, ok := byID[captured[i].ID]; ok {
-			captured[i].CPUMS = t.CPUMS
-			if captured[i].State == "" {
-				captured[i].State = t.State
-			}
-		}
-	}
-	return captured
-}
-
-// runGlider runs the external tracer on the stalled child.
-func runGlider(c *child, rec *trace.Record, o captureOpts) trace.Attempt {
-	t0 := time.Now()
-	a := trace.Attempt{Method: "glider"}
-	what := rec.Stall.Source
-	if rec.Stall.Heart != "" {
-		what = rec.Stall.Heart
-	}
-	art, err := trace.RunGlider(context.Background(), o.glider, c.pid, "watchdog/"+what, filepath.Join(o.dir, "glider.txt"), o.gbudget)
-	if art.Path != "" {
-		rec.Artifacts = append(rec.Artifacts, art)
-	}
-	a.DurationMS = ms(time.Since(t0))
-	if err != nil {
-		a.Error = err.Error()
-	}
-	return a
-}
-
-// cooperative asks a linked child for its own dump.
-func cooperative(c *child, rec *trace.Record, o captureOpts) trace.Attempt {
-	t0 := time.Now()
-	a := trace.Attempt{Method: "cooperative"}
-	ctx, cancel := context.WithTimeout(context.Background(), o.budget+time.Second)
-	res, err := c.dump.Request(ctx, o.dir, o.budget)
-	cancel()
-	if err == nil {
-		for _, f := range res.Files {
-			if f.Size > 0 {
-				rec.Artifacts = append(rec.Artifacts, trace.Artifact{Kind: f.Kind, Path: f.Path, Bytes: f.Size})
-			}
-			if f.Kind != dump.KindGoroutines || f.Size <= 0 {
-				continue
-			}
-			text, rerr := os.ReadFile(f.Path)
-			if rerr != nil {
-				err = rerr
-				continue
-			}
-			gs, _, perr := trace.ParseCrash(text)
-			if perr != nil {
-				err = perr
-				continue
-			}
-			storeGoroutines(rec, gs)
-		}
-		if err == nil && len(rec.Goroutines) == 0 {
-			err = errors.New("the child wrote no goroutine profile")
-		}
-	}
-	a.DurationMS = ms(time.Since(t0))
-	if err != nil {
-		a.Error = err.Error()
-	}
-	return a
-}
-
-// delveLive attaches to the child, reads every goroutine and thread, and
-// detaches, leaving it running.
-func delveLive(c *child, rec *trace.Record, o captureOpts) trace.Attempt {
-	t0 := time.Now()
-	a := trace.Attempt{Method: "delve"}
-	// A child to be killed afterwards is stopped first: the attach is then
-	// shorter (see delve.Options.StopFirst).
-	res, err := delve.Capture(context.Background(), c.pid, delve.Options{Budget: o.delve, StopFirst: o.kill})
-	if res != nil {
-		useDelve(rec, res)
-		rec.Capture.PauseMS = ms(res.Pause)
-	}
-	a.DurationMS = ms(time.Since(t0))
-	if err != nil {
-		a.Error = err.Error()
-	}
-	return a
-}
-
-// delveCore writes a core of the (large) child, has it killed at once so
-// the restart is not delayed by the analysis, and reads the core.
-func delveCore(c *child, rec *trace.Record, o captureOpts, killNow func()) trace.Attempt {
-	t0 := time.Now()
-	a := trace.Attempt{Method: "delve-core"}
-	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", c.pid))
-	if err == nil {
-		core := filepath.Join(o.dir, "core")
-		var pause time.Duration
-		pause, err = delve.DumpCoreWith(context.Background(), c.pid, core, delve.Options{StopFirst: true})
-		rec.Capture.PauseMS = ms(pause)
-		killNow()
-		if err == nil {
-			var res *delve.Result
-			res, err = delve.ReadCore(core, exe, delve.Options{})
-			if res != nil {
-				useDelve(rec, res)
-			}
-			if fi, serr := os.Stat(core); serr == nil {
-				rec.Artifacts = append(rec.Artifacts, trace.Artifact{Kind: "core", Path: core, Bytes: fi.Size()})
-			}
-		}
-	}
-	a.DurationMS = ms(time.Since(t0))
-	if err != nil {
-		a.Error = err.Error()
-	}
-	return a
-}
-
-// useDelve stores a Delve result (live or from a core) in rec.
-func useDelve(rec *trace.Record, res *delve.Result) {
-	storeGoroutines(rec, res.Goroutines)
-	rec.Threads = res.Threads
-}
-
-// storeGoroutines stores gs in rec, bounded for storage, with one culprit
-// marked: for a stall, the goroutine on the stalled heart's thread, else
-// the one labelled with its name; else the one a parser or Delve marked
-// (the goroutine that panicked, a running one); else trace.GuessCulprit's
-// choice.
-func storeGoroutines(rec *trace.Record, gs []trace.Goroutine) {
-	markCulprit(gs, rec.Stall)
-	if culpritIndex(gs) < 0 {
-		if i := trace.GuessCulprit(gs); i >= 0 {
-			gs[i].Culprit = true
-		}
-	}
-	rec.Goroutines = keepGoroutines(gs, culpritIndex(gs), &rec.GoroutinesOmitted)
-}
-
-// markCulprit marks the goroutine that runs the stalled heart's loop: the
-// one on the heart's thread (known to Delve captures), else the one with a
-// pprof label whose value is the heart's name (the eventer labels every
-// loop goroutine with its name, which is its heart's name; HeartLabel is
-// there for other code).
-func markCulprit(gs []trace.Goroutine, st *trace.Stall) {
-	if st == nil {
-		return
-	}
-	for i := range gs {
-		gs[i].Culprit = false
-	}
-	if st.ThreadID != 0 {
-		for i := range gs {
-			if gs[i].ThreadID == st.ThreadID {
-				gs[i].Culprit = true
-				return
-			}
-		}
-	}
-	if st.Heart != "" {
-		for i := range gs {
-			for _, v := range gs[i].Labels {
-				if v == st.Heart {
-					gs[i].Culprit = true
-					return
-				}
-			}
-		}
-	}
-}
-
-func culpritIndex(gs []trace.Goroutine) int {
-	for i := range gs {
-		if gs[i].Culprit {
-			return i
-		}
-	}
-	return -1
-}
-
-// HeartLabel is the pprof label with which a linked child marks the
-// goroutine that beats a heart; its value is the heart's name.
-const HeartLabel = "mtev.heart"
-
 // captured handles a finished capture on the loop.
 func (s *Supervisor) captured(m captureDone) {
 	c := m.c
 	c.capturing = false
+	s.captures--
 	rec := m.rec
-	switch {
-	case m.kill:
-		rec.Action = trace.ActionRestart
-		if s.ending || s.cfg.Restart == RestartNever {
-			rec.Action = trace.ActionStop
+	if m.kill {
+		rec.Action = c.action
+		if rec.Action == "" {
+			rec.Action = s.actionFor(false)
 		}
 		if c == s.cur {
-			signalGroup(c.pid, syscall.SIGKILL)
+			s.sys.signalGroup(c.pid, syscall.SIGKILL)
 		}
-	default:
-		rec.Action = trace.ActionKeepRunning
+	} else {
+		rec.Action = decide(outcome{soft: true})
 	}
 	s.record(rec, nil)
 	if st := c.pendingHard; st != nil && c == s.cur {

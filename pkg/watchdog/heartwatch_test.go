@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime/pprof"
 	"strings"
@@ -39,7 +40,7 @@ func heartChild() int {
 		h.Beat()
 		time.Sleep(5 * time.Millisecond)
 	}
-	pprof.Do(context.Background(), pprof.Labels(HeartLabel, "e:test/0"), func(context.Context) { stuckInLoop() })
+	pprof.Do(context.Background(), pprof.Labels("mtev.heart", "e:test/0"), func(context.Context) { stuckInLoop() })
 	return 0
 }
 
@@ -88,7 +89,7 @@ func TestHeartStallSoftThenHard(t *testing.T) {
 	soft, hard := recs[0], recs[1]
 	for _, tc := range []struct {
 		rec    *trace.Record
-		stage  string
+		stage  trace.Stage
 		action trace.Action
 	}{{soft, "soft", trace.ActionKeepRunning}, {hard, "hard", trace.ActionRestart}} {
 		r := tc.rec
@@ -214,5 +215,70 @@ func TestHardStallWaitsForSoftCapture(t *testing.T) {
 	}
 	if n := ev.count(func(e Event) bool { _, ok := e.(Stalled); return ok }); n != 2 {
 		t.Fatalf("%d stall events", n)
+	}
+}
+
+// A hard stall that reaches the crash-loop limit is recorded as give-up,
+// as a crash would be, and Serve ends with ErrCrashLoop.
+func TestHardStallAtCrashLoopLimitGivesUp(t *testing.T) {
+	s, _ := newTestSupervisor(t, Config{
+		Command:        []string{"sleep", "1000"},
+		Hearts:         HeartsRequire,
+		StartupTimeout: 150 * time.Millisecond,
+		ZeroBackoff:    true,
+		Retries:        2,
+		Span:           time.Hour,
+	})
+	err := s.Serve(context.Background())
+	if !errors.Is(err, ErrCrashLoop) {
+		t.Fatalf("Serve: %v, want ErrCrashLoop", err)
+	}
+	recs := readRecords(t, s.cfg.StateDir)
+	if len(recs) != 2 {
+		t.Fatalf("%d records, want 2", len(recs))
+	}
+	if recs[0].Reason != trace.ReasonStall || recs[0].Action != trace.ActionRestart {
+		t.Fatalf("first record: reason %s action %s, want stall/restart", recs[0].Reason, recs[0].Action)
+	}
+	if recs[1].Reason != trace.ReasonStall || recs[1].Action != trace.ActionGiveUp {
+		t.Fatalf("second record: reason %s action %s, want stall/give-up", recs[1].Reason, recs[1].Action)
+	}
+}
+
+// A hard stall captured through a core: the child is killed once its core
+// is written and the core is read afterwards, so the death is handled
+// before the capture ends. The action is still decided before the death
+// counts, and the record of the last stall, which ends Serve at the
+// crash-loop limit, is still written.
+func TestCoreCaptureOutlivesChild(t *testing.T) {
+	exe := filepath.Join(t.TempDir(), "goroutines")
+	if out, err := exec.Command("go", "build", "-o", exe, "../../testdata/scenarios/goroutines").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	s, _ := newTestSupervisor(t, Config{
+		Command:        []string{exe, "100"},
+		Notify:         true,
+		Hearts:         HeartsOff,
+		StartupTimeout: 500 * time.Millisecond,
+		ZeroBackoff:    true,
+		Retries:        2,
+		Span:           time.Hour,
+		CoreAboveRSS:   1,
+	})
+	if err := s.Serve(context.Background()); !errors.Is(err, ErrCrashLoop) {
+		t.Fatalf("Serve: %v, want ErrCrashLoop", err)
+	}
+	recs := readRecords(t, s.cfg.StateDir)
+	if len(recs) != 2 {
+		t.Fatalf("%d records, want 2", len(recs))
+	}
+	for i, want := range []trace.Action{trace.ActionRestart, trace.ActionGiveUp} {
+		r := recs[i]
+		if r.Action != want || r.Capture == nil || r.Capture.Method != trace.MethodDelveCore {
+			t.Fatalf("record %d: action %s capture %+v, want %s through delve-core", i+1, r.Action, r.Capture, want)
+		}
+		if f, ok := trace.CulpritFrame(trace.Culprit(r)); !ok || !strings.Contains(f.Function, "main.") {
+			t.Fatalf("record %d: culprit %+v", i+1, f)
+		}
 	}
 }

@@ -228,7 +228,7 @@ func (s *Supervisor) armWatchdog(c *child) {
 		return
 	}
 	if c.watchT == nil {
-		c.watchT = time.NewTimer(c.watchDur)
+		c.watchT = s.clock.NewTimer(c.watchDur)
 		return
 	}
 	c.watchT.Reset(c.watchDur)

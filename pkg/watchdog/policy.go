@@ -1,8 +1,11 @@
 package watchdog
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"time"
+
+	"github.com/mtev-supervise/mtev-supervise/pkg/trace"
 )
 
 // backoff computes the delay before each restart: exponential from min to
@@ -70,4 +73,64 @@ func (c *crashLoop) wouldReach(t time.Time) bool {
 	}
 	first := c.times[len(c.times)-(c.n-1)]
 	return t.Sub(first) <= c.span
+}
+
+// outcome is what the policy needs to know about an incident.
+type outcome struct {
+	ending  bool   // a stop was requested or a final error is set
+	restart Policy // the configured restart policy
+	soft    bool   // a soft stall: the child keeps running
+	clean   bool   // the child exited with status 0
+	limit   bool   // one more death reaches the crash-loop limit
+}
+
+// decide is the one policy function: the action recorded for an incident
+// (and then taken). Exits, crashes and hard stalls of every source go
+// through it, so a hard stall that reaches the crash-loop limit is
+// recorded as give-up, like a crash.
+func decide(o outcome) trace.Action {
+	switch {
+	case o.soft:
+		return trace.ActionKeepRunning
+	case o.ending:
+		return trace.ActionStop
+	case o.restart == RestartNever, o.restart == RestartOnFailure && o.clean:
+		return trace.ActionStop
+	case o.limit:
+		return trace.ActionGiveUp
+	}
+	return trace.ActionRestart
+}
+
+// actionFor predicts what afterDeath will do, for the record.
+func (s *Supervisor) actionFor(clean bool) trace.Action {
+	return decide(outcome{ending: s.ending, restart: s.cfg.Restart, clean: clean, limit: s.loop.wouldReach(s.clock.Now())})
+}
+
+// afterDeath applies the restart policy to a child that ended on its own
+// (or was killed for a stall) and schedules the next start.
+func (s *Supervisor) afterDeath(uptime time.Duration, clean bool) {
+	if s.ending {
+		return
+	}
+	switch {
+	case s.cfg.Restart == RestartNever:
+		s.ending = true
+		if !clean && s.lastExit != nil {
+			s.final = &ChildExitError{Exit: *s.lastExit}
+		}
+		return
+	case s.cfg.Restart == RestartOnFailure && clean:
+		s.ending = true
+		return
+	}
+	if s.loop.record(s.clock.Now()) {
+		s.event(GaveUp{Deaths: s.cfg.Retries, Span: s.cfg.Span})
+		s.ending = true
+		s.final = fmt.Errorf("%w: %d deaths within %v", ErrCrashLoop, s.cfg.Retries, s.cfg.Span)
+		return
+	}
+	d := s.backoff.next(uptime)
+	s.nextAt = s.clock.Now().Add(d)
+	s.event(RestartScheduled{Delay: d})
 }

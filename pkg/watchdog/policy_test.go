@@ -3,6 +3,8 @@ package watchdog
 import (
 	"testing"
 	"time"
+
+	"github.com/mtev-supervise/mtev-supervise/pkg/trace"
 )
 
 func TestBackoffGrowsCapsAndResets(t *testing.T) {
@@ -84,6 +86,28 @@ func TestCrashLoopWouldReachMatchesRecord(t *testing.T) {
 			if got := c.record(at); got != predicted {
 				t.Fatalf("n=%d death %d: wouldReach %v, record %v", n, i, predicted, got)
 			}
+		}
+	}
+}
+
+// The one policy function, for every kind of incident.
+func TestDecide(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		o    outcome
+		want trace.Action
+	}{
+		{"soft stall", outcome{soft: true, limit: true, ending: true}, trace.ActionKeepRunning},
+		{"stopping", outcome{ending: true, restart: RestartAlways}, trace.ActionStop},
+		{"never", outcome{restart: RestartNever}, trace.ActionStop},
+		{"on-failure, clean", outcome{restart: RestartOnFailure, clean: true}, trace.ActionStop},
+		{"on-failure, failed", outcome{restart: RestartOnFailure}, trace.ActionRestart},
+		{"always, clean", outcome{restart: RestartAlways, clean: true}, trace.ActionRestart},
+		{"limit", outcome{restart: RestartAlways, limit: true}, trace.ActionGiveUp},
+		{"limit, never", outcome{restart: RestartNever, limit: true}, trace.ActionStop},
+	} {
+		if got := decide(tc.o); got != tc.want {
+			t.Errorf("%s: %s, want %s", tc.name, got, tc.want)
 		}
 	}
 }

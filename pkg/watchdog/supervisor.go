@@ -18,9 +18,11 @@ import (
 
 	"github.com/mtev-supervise/mtev-supervise/internal/reap"
 	"github.com/mtev-supervise/mtev-supervise/pkg/trace"
-	"github.com/mtev-supervise/mtev-supervise/pkg/trace/delve"
+	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/capture"
 	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/dump"
 	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/hearts"
+	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/incident"
+	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/report"
 )
 
 // Errors that end Serve. The CLI maps them to documented exit statuses.
@@ -53,10 +55,7 @@ func (e *ChildExitError) Status() int {
 }
 
 // Appender stores incident records; *journal.Writer is one.
-type Appender interface {
-	Append(data []byte) (seq uint64, err error)
-	Close() error
-}
+type Appender = incident.Appender
 
 // Options are the hooks of a Supervisor. All are optional.
 type Options struct {
@@ -79,6 +78,8 @@ type Supervisor struct {
 	cfg  Config
 	opts Options
 
+	clock   clock         // the timers' time (clock.go)
+	sys     sysFuncs      // the OS calls of the policy paths
 	msgs    chan any      // to the loop
 	done    chan struct{} // closed when Serve returns
 	wg      sync.WaitGroup
@@ -90,7 +91,7 @@ type Supervisor struct {
 	starts        int
 	backoff       *backoff
 	loop          *crashLoop
-	journal       Appender
+	store         *incident.Store
 	notify        *notifySocket
 	table         *hearts.Table
 	tableFile     *os.File
@@ -101,6 +102,7 @@ type Supervisor struct {
 	preloaded     preloadCache
 	lastEnd       time.Time
 	nextAt        time.Time
+	captures      int   // captures running; Serve waits for their records
 	ending        bool  // no more starts: stop requested or a final error
 	final         error // what Serve returns once the child is gone
 }
@@ -122,18 +124,51 @@ type child struct {
 	ready       bool
 	status      string
 	mainPID     int
-	planned     string       // "", "stop", "restart", "stall": why the supervisor is ending it
+	planned     plan         // why the supervisor is ending it, if it is
 	capturing   bool         // a stall capture is running
 	pendingHard *trace.Stall // a hard stall waiting for the running capture
-	preload     chan error   // delve.Preload's verdict on the executable
+	action      trace.Action // decided when it died of a hard stall before its capture ended
+	preload     chan error   // the capture Checker's verdict on the executable
 	dump        *dump.Client
+	reports     *report.Receiver // stalls the child reports of its own work
 	stall       *trace.Stall
-	killT       *time.Timer
-	startupT    *time.Timer
+	killT       timer
+	startupT    timer
 	startupAt   time.Time
-	watchT      *time.Timer
+	watchT      timer
 	watchDur    time.Duration
 }
+
+// plan says why the supervisor is ending a child.
+type plan string
+
+const (
+	planNone    plan = ""        // it is not: a death is a failure
+	planStop    plan = "stop"    // a stop was asked for
+	planRestart plan = "restart" // a restart was asked for
+	planStall   plan = "stall"   // killed for a hard stall (recorded when found)
+)
+
+// timerKind names a child's timers.
+type timerKind int
+
+const (
+	timerKill     timerKind = iota // the stop timeout: SIGKILL
+	timerStartup                   // the start-up deadline
+	timerWatchdog                  // the notify watchdog deadline
+)
+
+// controlOp is an operation asked of the loop (Status, Restart, Stop,
+// Signal, Reconfigure, and the control socket's).
+type controlOp string
+
+const (
+	opStatus      controlOp = "status"
+	opRestart     controlOp = "restart"
+	opStop        controlOp = "stop"
+	opSignal      controlOp = "signal"
+	opReconfigure controlOp = "reconfigure"
+)
 
 type sameCrashMsg struct{ fp string }
 
@@ -144,7 +179,7 @@ type exitMsg struct {
 }
 
 type request struct {
-	op    string // "status", "restart", "stop", "signal", "reconfigure"
+	op    controlOp
 	sig   syscall.Signal
 	cfg   *Config
 	reply chan any
@@ -168,6 +203,8 @@ func New(cfg Config, opts Options) (*Supervisor, error) {
 		opts.Now = time.Now
 	}
 	return &Supervisor{
+		clock:   realClock{},
+		sys:     realSys(),
 		cfg:     cfg,
 		opts:    opts,
 		msgs:    make(chan any, 16),
@@ -202,15 +239,15 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 		return err
 	}
 	if s.opts.Journal != nil {
-		s.journal = s.opts.Journal
+		s.store = incident.NewStore(s.cfg.StateDir, s.opts.Journal)
 	} else {
-		j, err := openJournal(s.cfg)
+		st, err := incident.Open(s.cfg.StateDir, incident.Options{MaxBytes: s.cfg.JournalMaxBytes, MaxAge: s.cfg.JournalMaxAge})
 		if err != nil {
 			return err
 		}
-		s.journal = j
+		s.store = st
 	}
-	cleanup = append(cleanup, func() { s.journal.Close() })
+	cleanup = append(cleanup, func() { s.store.Close() })
 	s.spawn = newSpawner()
 	cleanup = append(cleanup, s.spawn.close, s.wg.Wait)
 	closeHearts, err := s.openHearts()
@@ -266,7 +303,7 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 	// Records are written off the loop too: a journal fsync never delays
 	// a restart. The writer drains its queue before Serve returns.
 	s.records = make(chan pending, 64)
-	artifacts := ArtifactDir(s.cfg.StateDir)
+	artifacts := s.store.ArtifactDir()
 	artifactMax := s.cfg.ArtifactMaxBytes
 	same := newSameCrash(s.cfg.SameCrashLimit, s.cfg.SameCrashSpan)
 	s.wg.Add(1)
@@ -297,7 +334,7 @@ func (s *Supervisor) run(ctx context.Context) error {
 		return err
 	}
 	ctxDone := ctx.Done()
-	var restartT *time.Timer
+	var restartT timer
 	var heartT *time.Ticker
 	var heartPoll time.Duration
 	defer func() {
@@ -306,18 +343,20 @@ func (s *Supervisor) run(ctx context.Context) error {
 		}
 	}()
 	for {
-		if s.cur == nil && s.ending {
+		if s.cur == nil && s.ending && s.captures == 0 {
+			// A capture that outlives its child (a core read after the
+			// kill) still brings its record.
 			return s.final
 		}
-		if s.cur == nil && restartT == nil {
-			d := time.Until(s.nextAt)
+		if s.cur == nil && restartT == nil && !s.ending {
+			d := s.nextAt.Sub(s.clock.Now())
 			if d <= 0 {
 				if err := s.startChild(); err != nil {
 					return err
 				}
 				continue
 			}
-			restartT = time.NewTimer(d)
+			restartT = s.clock.NewTimer(d)
 		}
 		var c = s.cur
 		var heartC <-chan time.Time
@@ -343,19 +382,19 @@ func (s *Supervisor) run(ctx context.Context) error {
 					return err
 				}
 			}
-		case <-timerC(childTimer(c, "kill")):
+		case <-timerC(childTimer(c, timerKill)):
 			c.killT = nil
 			s.event(Killed{PID: c.pid})
-			signalGroup(c.pid, syscall.SIGKILL)
-		case <-timerC(childTimer(c, "startup")):
+			s.sys.signalGroup(c.pid, syscall.SIGKILL)
+		case <-timerC(childTimer(c, timerStartup)):
 			c.startupT = nil
-			if !c.ready && c.planned == "" {
-				s.stalled(c, trace.Stall{Source: "startup", Stage: "hard", AgeMS: ms(time.Since(c.started)), TimeoutMS: ms(s.cfg.StartupTimeout)})
+			if !c.ready && c.planned == planNone {
+				s.stalled(c, trace.Stall{Source: trace.SourceStartup, Stage: trace.StageHard, AgeMS: ms(s.since(c.started)), TimeoutMS: ms(s.cfg.StartupTimeout)})
 			}
-		case <-timerC(childTimer(c, "watchdog")):
+		case <-timerC(childTimer(c, timerWatchdog)):
 			c.watchT = nil
-			if c.planned == "" {
-				s.stalled(c, trace.Stall{Source: "notify-watchdog", Stage: "hard", AgeMS: ms(c.watchDur), TimeoutMS: ms(c.watchDur)})
+			if c.planned == planNone {
+				s.stalled(c, trace.Stall{Source: trace.SourceNotify, Stage: trace.StageHard, AgeMS: ms(c.watchDur), TimeoutMS: ms(c.watchDur)})
 			}
 		case m := <-s.msgs:
 			switch m := m.(type) {
@@ -369,9 +408,11 @@ func (s *Supervisor) run(ctx context.Context) error {
 				s.handleNotify(m)
 			case captureDone:
 				s.captured(m)
+			case reportMsg:
+				s.reported(m)
 			case killMsg:
 				if m.c == s.cur {
-					signalGroup(m.c.pid, syscall.SIGKILL)
+					s.sys.signalGroup(m.c.pid, syscall.SIGKILL)
 				}
 			case sameCrashMsg:
 				if !s.ending {
@@ -379,7 +420,7 @@ func (s *Supervisor) run(ctx context.Context) error {
 					s.end(fmt.Errorf("%w: %s %d times within %v", ErrSameCrash, m.fp, s.cfg.SameCrashLimit, s.cfg.SameCrashSpan), "same-crash limit")
 				}
 			case request:
-				if m.op == "restart" && s.cur == nil && restartT != nil && !s.ending {
+				if m.op == opRestart && s.cur == nil && restartT != nil && !s.ending {
 					restartT.Stop()
 					restartT = nil
 					s.nextAt = time.Time{}
@@ -390,21 +431,21 @@ func (s *Supervisor) run(ctx context.Context) error {
 	}
 }
 
-func timerC(t *time.Timer) <-chan time.Time {
+func timerC(t timer) <-chan time.Time {
 	if t == nil {
 		return nil
 	}
-	return t.C
+	return t.C()
 }
 
-func childTimer(c *child, which string) *time.Timer {
+func childTimer(c *child, which timerKind) timer {
 	if c == nil {
 		return nil
 	}
 	switch which {
-	case "kill":
+	case timerKill:
 		return c.killT
-	case "startup":
+	case timerStartup:
 		return c.startupT
 	default:
 		return c.watchT
@@ -425,7 +466,7 @@ func (s *Supervisor) event(e Event) {
 // for this process, the configured extras, and the supervisor's own.
 func (s *Supervisor) childEnv(start int) []string {
 	var env []string
-	for _, kv := range os.Environ() {
+	for _, kv := range s.sys.environ() {
 		k, _, _ := strings.Cut(kv, "=")
 		if supervisorEnv[k] {
 			// Meant for this process (from systemd or a parent
@@ -448,7 +489,7 @@ func (s *Supervisor) childEnv(start int) []string {
 		"MTEV_SERVICE="+s.cfg.Name,
 		"MTEV_STATE_DIR="+s.cfg.StateDir,
 		"MTEV_START_COUNT="+strconv.Itoa(start),
-		"MTEV_SUPERVISOR_PID="+strconv.Itoa(os.Getpid()),
+		"MTEV_SUPERVISOR_PID="+strconv.Itoa(s.sys.getpid()),
 	)
 	if s.notify != nil {
 		env = append(env, "NOTIFY_SOCKET="+s.notify.addr)
@@ -478,7 +519,7 @@ func (s *Supervisor) startChild() error {
 	s.event(Started{PID: c.pid, StartCount: start, Command: s.cfg.Command})
 	if s.cfg.Notify && s.cfg.StartupTimeout > 0 {
 		c.startupAt = c.started.Add(s.cfg.StartupTimeout)
-		c.startupT = time.NewTimer(s.cfg.StartupTimeout)
+		c.startupT = s.clock.NewTimer(s.cfg.StartupTimeout)
 	}
 	return nil
 }
@@ -532,6 +573,19 @@ func (s *Supervisor) spawnChild(start int) (*child, error) {
 		crashFD.Close()
 		return nil, err
 	}
+	reports, reportsAttached, err := s.attachReports(cmd)
+	if err != nil {
+		attached()
+		if client != nil {
+			client.Close()
+		}
+		outR.Close()
+		outW.Close()
+		errR.Close()
+		errW.Close()
+		crashFD.Close()
+		return nil, err
+	}
 	if s.cfg.Notify && s.cfg.Watchdog > 0 {
 		// The trampoline sets WATCHDOG_PID to the child's own pid, then
 		// execs the command: the pid is only known after the fork.
@@ -543,17 +597,24 @@ func (s *Supervisor) spawnChild(start int) (*child, error) {
 	outW.Close()
 	errW.Close()
 	attached()
+	reportsAttached()
 	if err != nil {
 		outR.Close()
 		errR.Close()
 		crashFD.Close()
+		reports.Close()
 		if client != nil {
 			client.Close()
 		}
 		return nil, fmt.Errorf("%w: %s: %w", ErrStart, s.cfg.Command[0], unwrapExec(err))
 	}
-	c := &child{cmd: cmd, pid: cmd.Process.Pid, pidfd: pidfd, start: start, started: time.Now(),
-		tail: newTail(s.cfg.LogTail), mainPID: cmd.Process.Pid, outR: outR, errR: errR, crashFD: crashFD, dump: client}
+	c := &child{cmd: cmd, pid: cmd.Process.Pid, pidfd: pidfd, start: start, started: s.clock.Now(),
+		tail: newTail(s.cfg.LogTail), mainPID: cmd.Process.Pid, outR: outR, errR: errR, crashFD: crashFD, dump: client, reports: reports}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.serveReports(c)
+	}()
 	c.exe = path
 	// Check, off the loop, whether a capture from outside can work, and
 	// warm the page cache with the executable's debug information (Delve
@@ -605,14 +666,15 @@ func (s *Supervisor) exited(m exitMsg) {
 		return
 	}
 	s.cur = nil
-	for _, t := range []*time.Timer{c.killT, c.startupT, c.watchT} {
+	for _, t := range []timer{c.killT, c.startupT, c.watchT} {
 		if t != nil {
 			t.Stop()
 		}
 	}
 	// Whatever is left of the child's process group goes with it.
-	signalGroup(c.pid, syscall.SIGKILL)
+	s.sys.signalGroup(c.pid, syscall.SIGKILL)
 	defer c.crashFD.Close()
+	defer c.reports.Close()
 	if c.dump != nil {
 		defer c.dump.Close()
 	}
@@ -623,7 +685,7 @@ func (s *Supervisor) exited(m exitMsg) {
 		c.pumps.Wait()
 		s.event(Warning{Err: fmt.Errorf("watchdog: pid %d: a process outside its group kept its output open; stopped reading it", c.pid)})
 	}
-	uptime := time.Since(c.started)
+	uptime := s.since(c.started)
 	ex := trace.Exit{}
 	if m.ps != nil {
 		code, sig, core := exitOf(m.ps)
@@ -633,17 +695,20 @@ func (s *Supervisor) exited(m exitMsg) {
 			ex.Code = &code
 		}
 	}
-	s.lastExit, s.lastEnd = &ex, time.Now()
-	s.event(Exited{PID: c.pid, Exit: ex, Uptime: uptime, Planned: c.planned != ""})
+	s.lastExit, s.lastEnd = &ex, s.clock.Now()
+	s.event(Exited{PID: c.pid, Exit: ex, Uptime: uptime, Planned: c.planned != planNone})
 
 	switch c.planned {
-	case "stop":
+	case planStop:
 		return
-	case "restart":
+	case planRestart:
 		s.nextAt = time.Time{}
 		return
-	case "stall":
-		// Recorded when the stall was found; a failure for the policy.
+	case planStall:
+		// Recorded when the capture ends (a core read may end after the
+		// death); a failure for the policy. The action is decided now,
+		// before this death counts.
+		c.action = s.actionFor(false)
 		s.afterDeath(uptime, false)
 		return
 	}
@@ -680,116 +745,29 @@ func (s *Supervisor) exited(m exitMsg) {
 	s.afterDeath(uptime, clean)
 }
 
-// actionFor predicts what afterDeath will do, for the record.
-func (s *Supervisor) actionFor(clean bool) trace.Action {
-	switch {
-	case s.ending:
-		return trace.ActionStop
-	case s.cfg.Restart == RestartNever, s.cfg.Restart == RestartOnFailure && clean:
-		return trace.ActionStop
-	case s.loop.wouldReach(time.Now()):
-		return trace.ActionGiveUp
-	}
-	return trace.ActionRestart
-}
-
-// afterDeath applies the restart policy to a child that ended on its own
-// (or was killed for a stall) and schedules the next start.
-func (s *Supervisor) afterDeath(uptime time.Duration, clean bool) {
-	if s.ending {
-		return
-	}
-	switch {
-	case s.cfg.Restart == RestartNever:
-		s.ending = true
-		if !clean && s.lastExit != nil {
-			s.final = &ChildExitError{Exit: *s.lastExit}
-		}
-		return
-	case s.cfg.Restart == RestartOnFailure && clean:
-		s.ending = true
-		return
-	}
-	if s.loop.record(time.Now()) {
-		s.event(GaveUp{Deaths: s.cfg.Retries, Span: s.cfg.Span})
-		s.ending = true
-		s.final = fmt.Errorf("%w: %d deaths within %v", ErrCrashLoop, s.cfg.Retries, s.cfg.Span)
-		return
-	}
-	d := s.backoff.next(uptime)
-	s.nextAt = time.Now().Add(d)
-	s.event(RestartScheduled{Delay: d})
-}
-
 // end stops the supervisor: the child is stopped gracefully and Serve
 // returns final.
 func (s *Supervisor) end(final error, why string) {
 	s.ending = true
 	s.final = final
-	if s.cur != nil && s.cur.planned != "stall" {
-		s.stopChild(s.cur, "stop", why)
+	if s.cur != nil && s.cur.planned != planStall {
+		s.stopChild(s.cur, planStop, why)
 	}
 }
 
 // stopChild sends the stop signal to the child's process group and arms
 // the kill timer.
-func (s *Supervisor) stopChild(c *child, planned, why string) {
+func (s *Supervisor) stopChild(c *child, planned plan, why string) {
 	if c.planned == planned || c.killT != nil {
 		c.planned = planned
 		return
 	}
 	c.planned = planned
 	s.event(Stopping{PID: c.pid, Signal: signalName(s.cfg.StopSignal), Reason: why})
-	signalGroup(c.pid, s.cfg.StopSignal)
+	s.sys.signalGroup(c.pid, s.cfg.StopSignal)
 	// A stopped (SIGSTOP) child cannot act on the signal until continued.
-	signalGroup(c.pid, syscall.SIGCONT)
-	c.killT = time.NewTimer(s.cfg.StopTimeout)
-}
-
-// stalled handles a passed notify or start-up deadline: the child is
-// captured, then killed; the restart policy applies when it is gone.
-func (s *Supervisor) stalled(c *child, st trace.Stall) {
-	c.planned = "stall"
-	c.stall = &st
-	s.event(Stalled{PID: c.pid, Stall: st})
-	s.startCapture(c, st, true)
-}
-
-func (s *Supervisor) newRecord(c *child, reason trace.Reason) *trace.Record {
-	return &trace.Record{
-		Schema:     trace.SchemaVersion,
-		Service:    s.cfg.Name,
-		Time:       s.opts.Now(),
-		Reason:     reason,
-		PID:        c.pid,
-		StartCount: c.start,
-		Command:    s.cfg.Command,
-		LogTail:    c.tail.snapshot(),
-	}
-}
-
-// record queues rec for the journal writer, with fatal output to parse.
-func (s *Supervisor) record(rec *trace.Record, crash []byte) {
-	s.records <- pending{rec: rec, crash: crash}
-}
-
-// write appends rec to the journal; a failure is a warning, never the end
-// of supervision.
-func (s *Supervisor) write(rec *trace.Record) {
-	data, err := trace.Encode(rec)
-	var seq uint64
-	if err == nil {
-		// A seq comes back with an error when the record was stored but
-		// retention failed afterwards.
-		seq, err = s.journal.Append(data)
-	}
-	if err != nil {
-		s.event(Warning{Err: fmt.Errorf("watchdog: record incident: %w", err)})
-	}
-	if seq != 0 {
-		rec.ID = strconv.FormatUint(seq, 10)
-		s.event(Recorded{Record: rec})
-	}
+	s.sys.signalGroup(c.pid, syscall.SIGCONT)
+	c.killT = s.clock.NewTimer(s.cfg.StopTimeout)
 }
 
 func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
@@ -808,7 +786,7 @@ func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
 const CrashFDEnv = "MTEV_CRASH_FD"
 
 // ArtifactDir holds files kept with records (large crash dumps, profiles).
-func ArtifactDir(stateDir string) string { return filepath.Join(stateDir, "artifacts") }
+func ArtifactDir(stateDir string) string { return incident.ArtifactDir(stateDir) }
 
 // lookupEnv returns the last value of key in env.
 func lookupEnv(env []string, key string) string {
@@ -826,12 +804,16 @@ func lookupEnv(env []string, key string) string {
 // mtev-supervise) are not passed on.
 var supervisorEnv = map[string]bool{
 	"NOTIFY_SOCKET": true, "WATCHDOG_USEC": true, "WATCHDOG_PID": true,
-	hearts.EnvFD: true, dump.EnvFD: true, CrashFDEnv: true,
+	hearts.EnvFD: true, dump.EnvFD: true, CrashFDEnv: true, report.EnvFD: true,
 	"MTEV_SERVICE": true, "MTEV_START_COUNT": true, "MTEV_SUPERVISOR_PID": true,
 	trampolineEnv: true, trampolinePathEnv: true,
 }
 
-// preloadCache remembers delve.Preload's verdict per executable version,
+// errNoOutsideCapture is the verdict on every executable when no capture
+// from outside is linked in (package trace/delve not imported).
+var errNoOutsideCapture = errors.New("watchdog: no capture from outside in this build (import pkg/trace/delve)")
+
+// preloadCache remembers the capture.Checker's verdict per executable version,
 // so that a restart loop does not read the same executable again and
 // again.
 type preloadCache struct {
@@ -858,7 +840,11 @@ func (p *preloadCache) check(path string) error {
 	if ok && r.mtime.Equal(fi.ModTime()) && r.size == fi.Size() {
 		return r.err
 	}
-	_, err = delve.Preload(path, nil)
+	if chk := capture.Check(); chk != nil {
+		err = chk.Check(path)
+	} else {
+		err = errNoOutsideCapture
+	}
 	p.mu.Lock()
 	if p.seen == nil {
 		p.seen = map[string]preloadResult{}

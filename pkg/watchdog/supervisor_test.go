@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/mtev-supervise/mtev-supervise/internal/reap"
-	"github.com/mtev-supervise/mtev-supervise/pkg/journal"
 	"github.com/mtev-supervise/mtev-supervise/pkg/trace"
+	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/incident"
 )
 
 // events collects supervisor events for assertions.
@@ -65,26 +65,13 @@ func newTestSupervisor(t *testing.T, cfg Config) (*Supervisor, *events) {
 	return s, ev
 }
 
-func readRecords(t *testing.T, stateDir string) []*trace.Record {
+func readRecords(t testing.TB, stateDir string) []*trace.Record {
 	t.Helper()
-	r, err := journal.NewReader(JournalDir(stateDir))
+	recs, err := incident.ReadAll(stateDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.Close()
-	var out []*trace.Record
-	for {
-		e, err := r.Next()
-		if err != nil {
-			break
-		}
-		rec, err := trace.Decode(e.Data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, rec)
-	}
-	return out
+	return recs
 }
 
 func TestCrashLoopGivesUp(t *testing.T) {

@@ -2,6 +2,12 @@
 // through Delve's ptrace and core-file support. It is the only package of
 // mtev-supervise that imports Delve.
 //
+// Importing it (even blank, `import _ ".../pkg/trace/delve"`) registers it
+// in the supervisor's capture chain (package watchdog/capture): Delve live
+// and Delve core for stalls, the reading of core files crashes leave, and
+// the executable check at each start. cmd/mtev-supervise imports it; a
+// program that links pkg/runtime alone does not link Delve.
+//
 // # Capture
 //
 // [Capture] attaches to a live process, reads every goroutine (id, state,
