@@ -359,7 +359,13 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x.Writer = rw
 	r = r.WithContext(context.WithValue(r.Context(), exchangeKey, x))
 	x.Request = r
-	defer rt.finish(x)
+	defer func() {
+		p := recover()
+		rt.finish(x, p != nil)
+		if p != nil {
+			panic(p) // net/http's to handle: abort, or log and close
+		}
+	}()
 	if rt.maxBody > 0 && r.ContentLength > rt.maxBody {
 		rw.Header().Set("Connection", "close")
 		Error(rw, http.StatusRequestEntityTooLarge, "request body of %d bytes exceeds the limit of %d", r.ContentLength, rt.maxBody)
