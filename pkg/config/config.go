@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/beevik/etree"
+
+	"github.com/mtev-supervise/mtev-supervise/pkg/hook"
 )
 
 // DefaultCoalesce is how long write-back waits after a change for more
@@ -91,6 +93,9 @@ func Load(path string, opts Options) (*Config, error) {
 	if err := c.validateTree(t, opts.Sections); err != nil {
 		return nil, fmt.Errorf("config: load: %w", err)
 	}
+	if LoadHook.Invoke(c) == hook.Abort {
+		return nil, fmt.Errorf("config: load: %s: %w", c.path, ErrAborted)
+	}
 	c.markMigrations()
 	return c, nil
 }
@@ -107,6 +112,9 @@ func Parse(name string, data []byte, opts Options) (*Config, error) {
 	c.t = t
 	if err := c.validateTree(t, opts.Sections); err != nil {
 		return nil, fmt.Errorf("config: parse: %w", err)
+	}
+	if LoadHook.Invoke(c) == hook.Abort {
+		return nil, fmt.Errorf("config: parse: %s: %w", c.path, ErrAborted)
 	}
 	c.markMigrations()
 	return c, nil

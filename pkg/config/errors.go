@@ -32,6 +32,8 @@ var (
 	ErrWrite = errors.New("write-back failed")
 	// ErrClosed: the Config was closed.
 	ErrClosed = errors.New("closed")
+	// ErrAborted: a function attached to LoadHook returned ABORT.
+	ErrAborted = errors.New("aborted by hook")
 )
 
 // Pos is a place in a configuration file. Line is 1-based; a zero Pos means

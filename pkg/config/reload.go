@@ -42,6 +42,7 @@ func (c *Config) Reload() ([]string, error) {
 	t.migrate = nil
 	c.mu.Unlock()
 	changed := diffTrees(old, t)
+	ReloadHook.Invoke(Reloaded{Config: c, Changed: changed})
 	c.notify(changed)
 	return changed, nil
 }

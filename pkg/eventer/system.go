@@ -180,15 +180,24 @@ func (s *System) NewQueue(opts QueueOptions) (*Queue, error) {
 func (s *System) Options() Options { return s.opts }
 
 // Start runs every pool. It is all-or-nothing: if one pool cannot start, the
-// pools already started are stopped again.
+// pools already started are stopped again. Once every pool runs, the first
+// Start invokes StartedHook on the calling goroutine.
 func (s *System) Start() error {
+	started, err := s.start()
+	if started {
+		StartedHook.Invoke(s)
+	}
+	return err
+}
+
+func (s *System) start() (started bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch s.state {
 	case 1:
-		return nil
+		return false, nil
 	case 2:
-		return fmt.Errorf("eventer: start: %w", ErrStopped)
+		return false, fmt.Errorf("eventer: start: %w", ErrStopped)
 	}
 	for i, p := range s.pools {
 		if err := p.Start(); err != nil {
@@ -196,11 +205,11 @@ func (s *System) Start() error {
 				q.Stop()
 			}
 			s.stopLocked()
-			return err
+			return false, err
 		}
 	}
 	s.state = 1
-	return nil
+	return true, nil
 }
 
 // Stop closes every queue (waiting for their workers, so that completions

@@ -26,8 +26,14 @@
 // under a mutex (registration is rare). A function registered while an
 // Invoke runs is seen by the next Invoke.
 //
-// # Discovery
+// # Discovery and attaching by name
 //
 // Every hook point created with New is listed by Points, with the names
-// of what is attached, for `show hooks` and /mtev/hooks.json.
+// of what is attached: Handler serves the list as /mtev/hooks.json (Mount
+// puts it on a router) and Show prints it for the `show hooks` console
+// command. AttachJSON attaches a function to a point by its name, with
+// the point's values marshaled to JSON (or to the view set by Describe):
+// that is how a module in another process or a script attaches without
+// knowing the Go type. A JSON function costs its marshaling on every
+// invocation of that point; the other points are unaffected.
 package hook

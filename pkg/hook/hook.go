@@ -1,11 +1,18 @@
 package hook
 
 import (
+	"encoding/json"
+	"errors"
+	"fmt"
 	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
 )
+
+// ErrNoPoint is returned by AttachJSON for a hook point name that no
+// package declared.
+var ErrNoPoint = errors.New("no such hook point")
 
 // Result is what a hook function returns.
 type Result int
@@ -47,6 +54,7 @@ type entry[T any] struct {
 // usable; create points with New.
 type Point[T any] struct {
 	name, doc string
+	view      func(T) any                // set by Describe at declaration
 	mu        sync.Mutex                 // serialises Register
 	chain     atomic.Pointer[[]entry[T]] // newest first; never mutated once stored
 }
@@ -107,6 +115,54 @@ func (p *Point[T]) Exists() bool {
 // Name returns the point's name.
 func (p *Point[T]) Name() string { return p.name }
 
+// Describe sets the JSON view of the point's values that functions
+// attached by name (AttachJSON) receive, for a T that does not marshal
+// usefully (a *Config, a net.Conn). Without it the value itself is
+// marshaled. Call it where the point is declared, before any AttachJSON.
+func (p *Point[T]) Describe(view func(T) any) *Point[T] {
+	p.view = view
+	return p
+}
+
+// attachJSON registers a function that receives each value marshaled to
+// JSON. A value that does not marshal reaches fn as a JSON string holding
+// the marshaling error, so fn still runs.
+func (p *Point[T]) attachJSON(name string, fn func([]byte) Result) {
+	p.Register(name, func(v T) Result {
+		var x any = v
+		if p.view != nil {
+			x = p.view(v)
+		}
+		b, err := json.Marshal(x)
+		if err != nil {
+			b, _ = json.Marshal(map[string]string{"error": err.Error()})
+		}
+		return fn(b)
+	})
+}
+
+// AttachJSON attaches fn under name to every hook point called point,
+// with each value marshaled to JSON (see Describe). It is how code that
+// does not know a point's Go type attaches to it: a module in another
+// process, a script. It fails with ErrNoPoint when no point of that name
+// was declared.
+func AttachJSON(point, name string, fn func(value []byte) Result) error {
+	registry.mu.Lock()
+	ps := slices.Clone(registry.points)
+	registry.mu.Unlock()
+	found := false
+	for _, p := range ps {
+		if p.info().Name == point {
+			p.attachJSON(name, fn)
+			found = true
+		}
+	}
+	if !found {
+		return fmt.Errorf("hook: attach %s to %s: %w", name, point, ErrNoPoint)
+	}
+	return nil
+}
+
 // Info describes a hook point for listings.
 type Info struct {
 	Name     string   `json:"name"`
@@ -124,7 +180,10 @@ func (p *Point[T]) info() Info {
 	return in
 }
 
-type lister interface{ info() Info }
+type lister interface {
+	info() Info
+	attachJSON(name string, fn func([]byte) Result)
+}
 
 type pointRegistry struct {
 	mu     sync.Mutex

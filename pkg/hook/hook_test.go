@@ -1,8 +1,10 @@
 package hook
 
 import (
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -119,5 +121,36 @@ func TestConcurrentRegisterInvoke(t *testing.T) {
 	p.Invoke(&n)
 	if n != writers*each {
 		t.Fatalf("%d functions ran, want %d", n, writers*each)
+	}
+}
+
+func TestAttachJSON(t *testing.T) {
+	type conn struct{ fd int }
+	p := New[conn]("test_attach_json", "").Describe(func(c conn) any { return map[string]int{"fd": c.fd} })
+	var got []string
+	if err := AttachJSON("test_attach_json", "remote", func(b []byte) Result {
+		got = append(got, string(b))
+		return Done
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if r := p.Invoke(conn{fd: 7}); r != Done {
+		t.Fatalf("Invoke = %v, want DONE from the JSON function", r)
+	}
+	if !slices.Equal(got, []string{`{"fd":7}`}) {
+		t.Fatalf("JSON function saw %q", got)
+	}
+	plain := New[chan int]("test_attach_unmarshalable", "")
+	var seen string
+	if err := AttachJSON("test_attach_unmarshalable", "remote", func(b []byte) Result { seen = string(b); return Continue }); err != nil {
+		t.Fatal(err)
+	}
+	plain.Invoke(make(chan int))
+	if !strings.Contains(seen, `"error"`) {
+		t.Fatalf("an unmarshalable value reached the function as %q", seen)
+	}
+	err := AttachJSON("test_no_such_point", "remote", func([]byte) Result { return Continue })
+	if !errors.Is(err, ErrNoPoint) || !strings.Contains(err.Error(), "test_no_such_point") {
+		t.Fatalf("attach to a missing point: %v", err)
 	}
 }

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/mtev-supervise/mtev-supervise/pkg/hook"
 )
 
 // Graph is a set of named facilities connected into a directed acyclic
@@ -152,6 +154,9 @@ var plainPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b
 func (d dispatcher) Write(p []byte) (int, error) {
 	rt := d.f.route.Load()
 	if rt == nil {
+		return len(p), nil
+	}
+	if LineHook.Invoke(Record{Facility: d.f.name, JSON: p}) == hook.Abort {
 		return len(p), nil
 	}
 	var plain *[]byte

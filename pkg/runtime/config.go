@@ -7,6 +7,7 @@ import (
 	"github.com/mtev-supervise/mtev-supervise/pkg/eventer"
 	"github.com/mtev-supervise/mtev-supervise/pkg/listener"
 	"github.com/mtev-supervise/mtev-supervise/pkg/log"
+	"github.com/mtev-supervise/mtev-supervise/pkg/module"
 	"github.com/mtev-supervise/mtev-supervise/pkg/rest"
 )
 
@@ -31,7 +32,7 @@ func init() { config.Register(EventerSection) }
 // loadConfig reads the application's configuration file, validating the
 // sections the runtime reads, and applies <eventer> over app.Eventer.
 func loadConfig(app *App, rt *Runtime) error {
-	c, err := config.Load(app.ConfigFile, config.Options{Sections: []config.Section{EventerSection, log.ConfigSection, listener.Section, rest.Section}})
+	c, err := config.Load(app.ConfigFile, config.Options{Sections: []config.Section{EventerSection, log.ConfigSection, module.Section, listener.Section, rest.Section}})
 	if err != nil {
 		return err
 	}

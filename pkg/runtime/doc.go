@@ -28,6 +28,10 @@
 //   - a goroutine that runs on no loop answers the supervisor's dump
 //     requests (goroutine profiles and the last seconds of a flight
 //     recorder) within the budget the supervisor sets;
+//   - the modules of the configuration's <modules> section (pkg/module)
+//     come up once the eventer runs, then the child_start hook point
+//     (ChildStartHook) runs, then App.Start; modules are stopped when the
+//     service ends;
 //   - readiness is declared once the eventer runs and App.Start returned.
 //
 // # Faults on demand

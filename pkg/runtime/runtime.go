@@ -14,9 +14,11 @@ import (
 	"time"
 
 	"github.com/mtev-supervise/mtev-supervise/pkg/config"
+	"github.com/mtev-supervise/mtev-supervise/pkg/console"
 	"github.com/mtev-supervise/mtev-supervise/pkg/eventer"
 	"github.com/mtev-supervise/mtev-supervise/pkg/listener"
 	"github.com/mtev-supervise/mtev-supervise/pkg/log"
+	"github.com/mtev-supervise/mtev-supervise/pkg/module"
 	"github.com/mtev-supervise/mtev-supervise/pkg/rest"
 	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog"
 	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/dump"
@@ -53,6 +55,10 @@ type App struct {
 	// Runtime.Logs; both are validated with file:line errors. Runtime.Reload
 	// re-reads it.
 	ConfigFile string
+	// Console, when set, serves the operator console (pkg/console): on a
+	// unix socket in the state directory, and on TCP when configured
+	// (see ConsoleOptions and the <console> section).
+	Console *ConsoleOptions
 }
 
 // Runtime is the running framework, handed to App.Start and App.Run.
@@ -72,6 +78,11 @@ type Runtime struct {
 	// debug, stderr) and whatever the <logs> section adds. SIGUSR1 reopens
 	// its files.
 	Logs *log.Graph
+	// Modules are the modules of the <modules> section (nil without a
+	// configuration file), up before App.Start.
+	Modules *module.Set
+	// Console is the console server when App.Console is set.
+	Console *console.Server
 	// Router is the HTTP/REST router of every HTTP listener, configured
 	// by <rest>; register routes on it in App.Start.
 	Router *rest.Router
@@ -208,6 +219,22 @@ func serve(ctx context.Context, app App, rt *Runtime) error {
 		return err
 	}
 	defer rt.stopListeners()
+	if err := startModules(ctx, rt); err != nil {
+		return err
+	}
+	defer rt.Modules.Close()
+	if err := childStarted(app, rt); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if app.Console != nil {
+		stopConsole, err := startConsole(app, rt, cancel)
+		if err != nil {
+			return err
+		}
+		defer stopConsole()
+	}
 	if app.Start != nil {
 		if err := app.Start(ctx, rt); err != nil {
 			return err
