@@ -125,9 +125,7 @@ func HTTPOptions(spec *Spec) (rest.ServerOptions, error) {
 		}
 		o.H2C = b
 	}
-	if spec.TLS != nil {
-		o.TLS = spec.TLS.Config()
-	}
+	o.TLS = spec.TLS
 	return o, nil
 }
 

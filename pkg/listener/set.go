@@ -172,8 +172,8 @@ func (s *Set) Reload(specs []*Spec) error {
 	var errs []error
 	for k, spec := range keep {
 		old := s.running[k]
-		if old.spec.TLS != nil && spec.TLS != nil {
-			old.spec.TLS.Update(spec.TLS)
+		if old.spec.certs != nil && spec.certs != nil {
+			old.spec.certs.Update(spec.certs)
 		}
 	}
 	want := map[string]bool{}

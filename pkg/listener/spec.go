@@ -1,6 +1,7 @@
 package listener
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -69,8 +70,13 @@ type Spec struct {
 	Config map[string]string
 	// SSL is the merged <sslconfig> hash, when ssl is on.
 	SSL map[string]string
-	// TLS is built from SSL; nil without ssl.
-	TLS *TLS
+	// TLS is the server configuration built from SSL (nil without ssl).
+	// It follows certificate reloads: new handshakes get the current
+	// certificate (tls.Config.GetConfigForClient). A protocol that is
+	// not HTTP wraps its connections with tls.Server(c, spec.TLS).
+	TLS *tls.Config
+	// certs holds what TLS serves and is replaced on reload.
+	certs *TLS
 	// Pos is where the <listener> is.
 	Pos config.Pos
 	// Router serves HTTP for the HTTP types; the Set fills it in before
@@ -242,7 +248,8 @@ func parseOne(n config.Node, sslNodes []config.Node) (*Spec, error) {
 		if err != nil {
 			return nil, bad("sslconfig: %v", err)
 		}
-		s.TLS = t
+		s.certs = t
+		s.TLS = t.Config()
 	}
 	return s, nil
 }

@@ -6,10 +6,12 @@ import (
 	"time"
 )
 
-// finish ends a request: closes the response if the handler returned,
-// runs the completion hooks and writes the access log line.
-func (rt *Router) finish(x *Exchange) {
-	if !x.rw.guarded {
+// finish ends a request: closes the response if the handler returned
+// (not when it panicked: the connection is aborted, status 0 is logged
+// unless a status was sent), runs the completion hooks and writes the
+// access log line.
+func (rt *Router) finish(x *Exchange, panicked bool) {
+	if !x.rw.guarded && !panicked {
 		x.rw.close()
 	}
 	RequestComplete.Invoke(x)

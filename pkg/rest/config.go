@@ -15,7 +15,7 @@ var Section = config.Section{
 	Doc:  "The HTTP/REST router: handler deadlines, limits, compression, and libmtev's ACLs (`<acl>` with `<rule>`s). See docs/http.md.",
 	Element: config.Element{
 		Attrs: []config.Attr{
-			{Name: "deadline", Type: config.TypeDuration, Doc: "Default handler deadline of routes naming no eventer pool; a handler past its deadline is reported to the watchdog as a stall and answered 503. Empty: none."},
+			{Name: "deadline", Type: config.TypeDuration, Doc: "Default handler deadline of routes naming no eventer pool; a handler past its deadline is reported to the watchdog as a stall and answered 503. Default: the default eventer pool's timeout (5s unless configured)."},
 			{Name: "max_hung", Type: config.TypeInt, Default: "8", Doc: "Hung handlers of one pool at once before the stall is reported as hard (capture, kill, restart); negative never escalates."},
 			{Name: "max_body", Type: config.TypeSize, Default: "64MiB", Doc: "Largest request body, after decoding; larger is answered 413."},
 			{Name: "min_compress", Type: config.TypeSize, Default: "1KiB", Doc: "Smallest response body compressed when the client accepts gzip, deflate, zstd or lz4f."},

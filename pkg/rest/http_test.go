@@ -450,3 +450,35 @@ func TestStaticFiles(t *testing.T) {
 		t.Errorf("if-modified-since: %d", resp.StatusCode)
 	}
 }
+
+func TestIdleTimeout(t *testing.T) {
+	rt := rest.New(rest.Options{})
+	rt.HandleFunc("GET", "/", "x", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "x") })
+	s := rest.NewServer(rt, rest.ServerOptions{IdleTimeout: 100 * time.Millisecond})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(ln)
+	defer s.Shutdown(context.Background())
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "GET /x HTTP/1.1\r\nHost: h\r\n\r\n")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.ReadAll(resp.Body)
+	if resp.Close {
+		t.Fatal("keep-alive refused")
+	}
+	// stay idle: the server must close the connection on its own
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Errorf("idle connection: %v, want EOF from the server", err)
+	}
+}

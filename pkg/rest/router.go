@@ -266,25 +266,64 @@ func (rt *Router) Endpoints() map[string][]Endpoint {
 	return out
 }
 
-// match finds the longest base prefixing path and the rules of that base
-// whose expression matches the remainder.
-func (rt *Router) match(path string) (matched []*route, caps [][]string) {
+// base returns the longest registered base prefixing path and its
+// routes. The slice is safe to read without the lock: Route only appends.
+func (rt *Router) base(path string) (string, []*route) {
 	rt.mu.RLock()
 	defer rt.mu.RUnlock()
 	for _, b := range rt.sorted {
-		if !strings.HasPrefix(path, b) {
-			continue
+		if strings.HasPrefix(path, b) {
+			return b, rt.bases[b]
 		}
-		rest := path[len(b):]
-		for _, r := range rt.bases[b] {
-			if m := r.re.FindStringSubmatch(rest); m != nil {
-				matched = append(matched, r)
-				caps = append(caps, m[1:])
+	}
+	return "", nil
+}
+
+// route picks the route serving r: in the longest base, the first route
+// of r's method (a websocket route for an upgrade, a GET route for HEAD
+// when no HEAD route matches) whose expression matches. Without one it
+// returns the routes whose expression matches (for Allow).
+func (rt *Router) route(r *http.Request) (chosen *route, caps []string, matched []*route) {
+	b, routes := rt.base(r.URL.Path)
+	if routes == nil {
+		return nil, nil, nil
+	}
+	rest := r.URL.Path[len(b):]
+	want := r.Method
+	if isWebSocket(r) {
+		want = MethodWebSocket
+	}
+	try := func(method string) (*route, []string) {
+		for _, ro := range routes {
+			if ro.Method != method {
+				continue
+			}
+			if ro.re.NumSubexp() == 0 {
+				if ro.re.MatchString(rest) {
+					return ro, nil
+				}
+				continue
+			}
+			if m := ro.re.FindStringSubmatch(rest); m != nil {
+				return ro, m[1:]
 			}
 		}
-		return matched, caps
+		return nil, nil
 	}
-	return nil, nil
+	if chosen, caps = try(want); chosen != nil {
+		return chosen, caps, nil
+	}
+	if want == http.MethodHead {
+		if chosen, caps = try(http.MethodGet); chosen != nil {
+			return chosen, caps, nil
+		}
+	}
+	for _, ro := range routes {
+		if ro.re.MatchString(rest) {
+			matched = append(matched, ro)
+		}
+	}
+	return nil, nil, matched
 }
 
 type ctxKey int
@@ -359,7 +398,13 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x.Writer = rw
 	r = r.WithContext(context.WithValue(r.Context(), exchangeKey, x))
 	x.Request = r
-	defer rt.finish(x)
+	defer func() {
+		p := recover()
+		rt.finish(x, p != nil)
+		if p != nil {
+			panic(p) // net/http's to handle: abort, or log and close
+		}
+	}()
 	if rt.maxBody > 0 && r.ContentLength > rt.maxBody {
 		rw.Header().Set("Connection", "close")
 		Error(rw, http.StatusRequestEntityTooLarge, "request body of %d bytes exceeds the limit of %d", r.ContentLength, rt.maxBody)
@@ -379,31 +424,7 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	routes, caps := rt.match(r.URL.Path)
-	wsReq := isWebSocket(r)
-	var chosen *route
-	var capsOf []string
-	for i, ro := range routes {
-		if ro.Method == MethodWebSocket {
-			if wsReq {
-				chosen, capsOf = ro, caps[i]
-				break
-			}
-			continue
-		}
-		if ro.Method == r.Method && !wsReq {
-			chosen, capsOf = ro, caps[i]
-			break
-		}
-	}
-	if chosen == nil && r.Method == http.MethodHead {
-		for i, ro := range routes {
-			if ro.Method == http.MethodGet {
-				chosen, capsOf = ro, caps[i]
-				break
-			}
-		}
-	}
+	chosen, capsOf, routes := rt.route(r)
 	if chosen == nil {
 		if len(routes) == 0 {
 			Error(rw, http.StatusNotFound, "not found")

@@ -36,9 +36,15 @@ func (rt *Runtime) initHTTP() error {
 	if err != nil {
 		return err
 	}
+	deadline := set.Deadline
+	if deadline == 0 && rt.Eventer != nil {
+		// as libmtev, whose handlers run on the loops: the default
+		// pool's heart timeout bounds them
+		deadline = rt.Eventer.Default().Timeout()
+	}
 	rt.Router = rest.New(rest.Options{
 		Eventer:     rt.Eventer,
-		Deadline:    set.Deadline,
+		Deadline:    deadline,
 		MaxHung:     set.MaxHung,
 		MaxBody:     set.MaxBody,
 		MinCompress: set.MinCompress,
