@@ -70,6 +70,9 @@ type Runtime struct {
 	// debug, stderr) and whatever the <logs> section adds. SIGUSR1 reopens
 	// its files.
 	Logs *log.Graph
+
+	name   string         // the service's name
+	flight *dump.Recorder // the flight recorder, nil if none runs
 }
 
 // Main runs app and exits the process with its status. Call it from main.
@@ -97,7 +100,7 @@ func Run(app App) int {
 func runChild(app App, supervised bool) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	rt := &Runtime{Supervised: supervised, Logs: log.New()}
+	rt := &Runtime{Supervised: supervised, Logs: log.New(), name: app.Name}
 	defer rt.Logs.Close()
 	if app.ConfigFile != "" {
 		if err := loadConfig(&app, rt); err != nil {
@@ -155,6 +158,7 @@ func joinSupervisor(ctx context.Context, app App, rt *Runtime) error {
 		// A failure (another flight recorder runs) leaves dumps without
 		// a trace file; the dump reply says why.
 		rec, _ = dump.StartFlightRecorder(window, 10<<20)
+		rt.flight = rec
 	}
 	if os.Getenv(dump.EnvFD) != "" {
 		go func() {
@@ -169,6 +173,7 @@ func joinSupervisor(ctx context.Context, app App, rt *Runtime) error {
 // serve runs the eventer and the app until ctx is done.
 func serve(ctx context.Context, app App, rt *Runtime) error {
 	opts := app.Eventer
+	opts.Stats = eventerStats(opts.Stats)
 	if rt.Hearts != nil {
 		t := rt.Hearts
 		locked := lockedPools(opts)

@@ -400,6 +400,9 @@ func (r *Registry) SetApp(name string) {
 	r.app = name
 }
 
+// AppName returns the name given to SetApp.
+func (r *Registry) AppName() string { return r.appName() }
+
 func (r *Registry) appName() string {
 	r.root.mu.RLock()
 	defer r.root.mu.RUnlock()

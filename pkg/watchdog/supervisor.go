@@ -448,6 +448,7 @@ func (s *Supervisor) childEnv(start int) []string {
 		"MTEV_SERVICE="+s.cfg.Name,
 		"MTEV_START_COUNT="+strconv.Itoa(start),
 		"MTEV_SUPERVISOR_PID="+strconv.Itoa(os.Getpid()),
+		"MTEV_STATE_DIR="+s.cfg.StateDir, // read-only use: the child reads its incidents
 	)
 	if s.notify != nil {
 		env = append(env, "NOTIFY_SOCKET="+s.notify.addr)

@@ -264,7 +264,7 @@ func TestEndpointShapes(t *testing.T) {
 		{"status", "/mtev/status.json", nil},
 		{"hearts", "/mtev/hearts.json", nil},
 		{"incidents", "/mtev/incidents.json", nil},
-		{"incident", "/mtev/incidents.json?id=inc-2", map[string]bool{"/culprit/labels": true, "/record/goroutines/0/labels": true}},
+		{"incident", "/mtev/incidents.json?id=3", map[string]bool{"/culprit/labels": true, "/record/goroutines/0/labels": true}},
 		{"rest", "/mtev/rest.json", nil},
 		{"sockets", "/eventer/sockets.json", nil},
 		{"timers", "/eventer/timers.json", nil},
@@ -311,21 +311,22 @@ func TestEndpointContent(t *testing.T) {
 		Groups    []builtin.Group
 	}
 	decode("/mtev/incidents.json", &inc)
-	if len(inc.Incidents) != 3 || inc.Incidents[0].ID != "inc-3" || inc.Incidents[2].ID != "inc-0" {
+	// IDs are journal sequence numbers: 1, 3 and 4 are this service's.
+	if len(inc.Incidents) != 3 || inc.Incidents[0].ID != "4" || inc.Incidents[2].ID != "1" {
 		t.Fatalf("incidents: %+v", inc.Incidents)
 	}
 	if c := inc.Incidents[1].Culprit; c == nil || c.ID != 7 || c.Top != "main.hang0 hang.go:42" {
 		t.Errorf("culprit: %+v", c)
 	}
-	if len(inc.Groups) != 2 || inc.Groups[0].Count != 2 || inc.Groups[0].LastID != "inc-2" {
+	if len(inc.Groups) != 2 || inc.Groups[0].Count != 2 || inc.Groups[0].LastID != "3" {
 		t.Errorf("groups: %+v", inc.Groups)
 	}
 	decode("/mtev/incidents.json?limit=1", &inc)
-	if len(inc.Incidents) != 1 || inc.Incidents[0].ID != "inc-3" {
+	if len(inc.Incidents) != 1 || inc.Incidents[0].ID != "4" {
 		t.Errorf("limit=1: %+v", inc.Incidents)
 	}
 	var one builtin.Incident
-	decode("/mtev/incidents.json?id=inc-0", &one)
+	decode("/mtev/incidents.json?id=1", &one)
 	if one.Record == nil || !one.Record.Goroutines[0].Culprit {
 		t.Errorf("one incident: goroutines not culprit first: %+v", one.Record)
 	}

@@ -15,7 +15,9 @@ import (
 
 // ReadIncidents reads the incidents of service from the journal under
 // stateDir (the supervisor gives its child the directory in
-// MTEV_STATE_DIR), newest first, at most limit (all when limit <= 0). A
+// MTEV_STATE_DIR), newest first, at most limit (all when limit <= 0), each
+// with its journal sequence number as ID (as "mtev-supervise traces" shows
+// it). A
 // state directory without a journal yet has no incidents. It only reads.
 func ReadIncidents(stateDir, service string, limit int) ([]*trace.Record, error) {
 	r, err := journal.NewReader(watchdog.JournalDir(stateDir))
@@ -39,6 +41,7 @@ func ReadIncidents(stateDir, service string, limit int) ([]*trace.Record, error)
 		if err != nil || (service != "" && rec.Service != service) {
 			continue // a record of another service, or one we cannot read
 		}
+		rec.ID = strconv.FormatUint(e.Seq, 10) // as the CLI names it
 		out = append(out, rec)
 		if limit > 0 && len(out) > 2*limit {
 			out = append(out[:0], out[len(out)-limit:]...)
@@ -76,7 +79,7 @@ type Culprit struct {
 	ID     int64             `json:"id"`
 	State  string            `json:"state"`
 	Labels map[string]string `json:"labels,omitempty"`
-	Top    string            `json:"top,omitempty"` // innermost frame
+	Top    string            `json:"top,omitempty"` // the frame to blame (trace.CulpritFrame)
 }
 
 // Group is the incidents sharing a fingerprint.
@@ -101,15 +104,12 @@ func summarizeIncident(rec *trace.Record) Incident {
 	if rec.Capture != nil {
 		in.Capture = rec.Capture.Method
 	}
-	for _, g := range rec.Goroutines {
-		if g.Culprit {
-			c := &Culprit{ID: g.ID, State: g.State, Labels: g.Labels}
-			if len(g.Frames) > 0 {
-				c.Top = g.Frames[0].String()
-			}
-			in.Culprit = c
-			break
+	if g := trace.Culprit(rec); g != nil {
+		c := &Culprit{ID: g.ID, State: g.State, Labels: g.Labels}
+		if f, ok := trace.CulpritFrame(g); ok {
+			c.Top = f.String()
 		}
+		in.Culprit = c
 	}
 	return in
 }

@@ -19,13 +19,14 @@ var mtevChart = (function () {
     out.sort(function (a, b) { return a.v - b.v; });
     return out;
   }
+  function num(v) { return String(Number(v.toPrecision(2))); }
   function fmt(v) {
     if (v === 0) return "0";
     var a = Math.abs(v);
-    if (a >= 1) return v.toPrecision(2) + "s";
-    if (a >= 1e-3) return (v * 1e3).toPrecision(2) + "ms";
-    if (a >= 1e-6) return (v * 1e6).toPrecision(2) + "µs";
-    return (v * 1e9).toPrecision(2) + "ns";
+    if (a >= 1) return num(v) + "s";
+    if (a >= 1e-3) return num(v * 1e3) + "ms";
+    if (a >= 1e-6) return num(v * 1e6) + "µs";
+    return num(v * 1e9) + "ns";
   }
   function quantile(bins, q) {
     var total = bins.reduce(function (s, b) { return s + b.n; }, 0);
