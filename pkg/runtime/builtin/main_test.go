@@ -93,4 +93,3 @@ func waitFile(t *testing.T, path string, d time.Duration) string {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
-
