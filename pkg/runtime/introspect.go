@@ -5,6 +5,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/mtev-supervise/mtev-supervise/pkg/config"
 	"github.com/mtev-supervise/mtev-supervise/pkg/log"
 	"github.com/mtev-supervise/mtev-supervise/pkg/runtime/builtin"
 	"github.com/mtev-supervise/mtev-supervise/pkg/stats"
@@ -82,6 +83,7 @@ func (rt *Runtime) MountBuiltins(m builtin.Mounter, o builtin.Options) error {
 	if rt.Logs != nil {
 		registerLogStats(o.Stats.NS("mtev/log"), rt.Logs)
 	}
+	registerConfigStats(o.Stats.NS("mtev/config"))
 	return builtin.Mount(m, o)
 }
 
@@ -120,4 +122,11 @@ func statsName(s string) string {
 		}
 	}
 	return string(b)
+}
+
+// registerConfigStats registers what pkg/config measures: its caches of
+// compiled expressions.
+func registerConfigStats(ns *stats.Namespace) {
+	_ = ns.GaugeFunc("cached_paths", func() float64 { p, _ := config.CacheSizes(); return float64(p) })
+	_ = ns.GaugeFunc("cached_regexps", func() float64 { _, r := config.CacheSizes(); return float64(r) })
 }
