@@ -15,7 +15,9 @@ import (
 
 	"github.com/mtev-supervise/mtev-supervise/pkg/config"
 	"github.com/mtev-supervise/mtev-supervise/pkg/eventer"
+	"github.com/mtev-supervise/mtev-supervise/pkg/listener"
 	"github.com/mtev-supervise/mtev-supervise/pkg/log"
+	"github.com/mtev-supervise/mtev-supervise/pkg/rest"
 	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog"
 	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/dump"
 	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/hearts"
@@ -70,6 +72,12 @@ type Runtime struct {
 	// debug, stderr) and whatever the <logs> section adds. SIGUSR1 reopens
 	// its files.
 	Logs *log.Graph
+
+	// Router is the HTTP/REST router of every HTTP listener, configured
+	// by <rest>; register routes on it in App.Start.
+	Router *rest.Router
+	// Listeners are the <listeners>, opened after App.Start.
+	Listeners *listener.Set
 
 	name   string         // the service's name
 	flight *dump.Recorder // the flight recorder, nil if none runs
@@ -202,10 +210,17 @@ func serve(ctx context.Context, app App, rt *Runtime) error {
 	}
 	defer ev.Stop()
 	rt.Eventer = ev
+	if err := rt.initHTTP(); err != nil {
+		return err
+	}
+	defer rt.stopListeners()
 	if app.Start != nil {
 		if err := app.Start(ctx, rt); err != nil {
 			return err
 		}
+	}
+	if err := rt.startListeners(); err != nil {
+		return err
 	}
 	rt.Hearts.Ready()
 	if app.Run != nil {
