@@ -1,12 +1,15 @@
 package runtime
 
 import (
+	"net/http"
 	"os"
+	"regexp"
 	"runtime/debug"
 	"time"
 
 	"github.com/mtev-supervise/mtev-supervise/pkg/config"
 	"github.com/mtev-supervise/mtev-supervise/pkg/log"
+	"github.com/mtev-supervise/mtev-supervise/pkg/rest"
 	"github.com/mtev-supervise/mtev-supervise/pkg/runtime/builtin"
 	"github.com/mtev-supervise/mtev-supervise/pkg/stats"
 	"github.com/mtev-supervise/mtev-supervise/pkg/trace"
@@ -129,4 +132,58 @@ func statsName(s string) string {
 func registerConfigStats(ns *stats.Namespace) {
 	_ = ns.GaugeFunc("cached_paths", func() float64 { p, _ := config.CacheSizes(); return float64(p) })
 	_ = ns.GaugeFunc("cached_regexps", func() float64 { _, r := config.CacheSizes(); return float64(r) })
+}
+
+// routerMounter mounts the built-in endpoints on the runtime's REST
+// router, behind its ACLs. Endpoints that hold a request (traces,
+// profiles, websockets) get no handler deadline and no compression.
+type routerMounter struct{ r *rest.Router }
+
+func (m routerMounter) Handle(method, base, expr string, h http.Handler) error {
+	return m.r.Route(rest.Route{Method: method, Base: base, Expr: expr, Handler: h})
+}
+
+func (m routerMounter) HandleUnbounded(method, base, expr string, h http.Handler) error {
+	return m.r.Route(rest.Route{Method: method, Base: base, Expr: expr, Handler: h, Deadline: -1, NoCompress: true})
+}
+
+// mountBuiltins mounts the built-in endpoints and the dashboard on
+// rt.Router, after App.Start so that a "/" the app claimed is left to it
+// (the dashboard then lives at /mtev/ only).
+func (rt *Runtime) mountBuiltins() error {
+	if rt.Router == nil {
+		return nil
+	}
+	return rt.MountBuiltins(routerMounter{rt.Router}, builtin.Options{AppClaimsRoot: claimsRoot(rt.Router)})
+}
+
+// claimsRoot says whether a GET route of the router serves "/".
+func claimsRoot(r *rest.Router) bool {
+	for _, e := range r.Endpoints()["/"] {
+		if e.Method != http.MethodGet {
+			continue
+		}
+		if re, err := regexp.Compile("^(?:" + e.Expression + ")$"); err == nil && re.MatchString("") {
+			return true
+		}
+	}
+	return false
+}
+
+// DiscloseRoutes returns the route table of rt.Router for
+// builtin.Options.Routes, which turns /mtev/rest.json on (libmtev's
+// mtev_http_rest_disclose_endpoints); it is off unless an app asks.
+func (rt *Runtime) DiscloseRoutes() func() map[string][]builtin.Route {
+	return func() map[string][]builtin.Route {
+		out := map[string][]builtin.Route{}
+		if rt.Router == nil {
+			return out
+		}
+		for base, es := range rt.Router.Endpoints() {
+			for _, e := range es {
+				out[base] = append(out[base], builtin.Route{Method: e.Method, Expression: e.Expression})
+			}
+		}
+		return out
+	}
 }

@@ -219,6 +219,9 @@ func serve(ctx context.Context, app App, rt *Runtime) error {
 			return err
 		}
 	}
+	if err := rt.mountBuiltins(); err != nil {
+		return err
+	}
 	if err := rt.startListeners(); err != nil {
 		return err
 	}

@@ -22,6 +22,19 @@ type Mounter interface {
 	Handle(method, base, expr string, h http.Handler) error
 }
 
+// UnboundedMounter is a Mounter that can also mount a route whose handler
+// has no deadline and whose responses are not compressed: the endpoints
+// that hold a request for as long as asked (/mtev/trace, pprof profiles)
+// or for the life of a websocket. Mount uses it when m has it.
+type UnboundedMounter interface {
+	Mounter
+	HandleUnbounded(method, base, expr string, h http.Handler) error
+}
+
+// MethodWebSocket is the method of the websocket routes (libmtev's "WS",
+// pkg/rest's MethodWebSocket): GET requests asking for an upgrade.
+const MethodWebSocket = "WS"
+
 // Heart is one heart as /mtev/hearts.json shows it.
 type Heart struct {
 	Name      string `json:"name"`
@@ -105,39 +118,47 @@ func Mount(m Mounter, o Options) error {
 	type route struct {
 		method, base, expr string
 		h                  http.HandlerFunc
+		long               bool // no deadline, no compression
 	}
 	routes := []route{
-		{"GET", "/mtev/", `stats\.json`, s.statsJSON},
-		{"DELETE", "/mtev/", `stats\.json`, s.statsDelete},
-		{"GET", "/", `metrics`, s.metrics().ServeHTTP},
-		{"GET", "/mtev/", `memory\.json`, s.memoryJSON},
-		{"GET", "/mtev/", `status\.json`, s.statusJSON},
-		{"GET", "/mtev/", `hearts\.json`, s.heartsJSON},
-		{"GET", "/mtev/", `incidents\.json`, s.incidentsJSON},
-		{"GET", "/mtev/", `heap_profile`, s.heapProfile},
-		{"GET", "/mtev/", `trace`, s.traceNow},
-		{"GET", "/mtev/", `flight\.trace`, s.flightTrace},
-		{"GET", "/eventer/", `sockets\.json`, s.socketsJSON},
-		{"GET", "/eventer/", `timers\.json`, s.timersJSON},
-		{"GET", "/eventer/", `jobq\.json`, s.jobqJSON},
-		{"GET", "/eventer/", `memory\.json`, s.eventerMemoryJSON},
-		{"GET", "/eventer/", `pools\.json`, s.poolsJSON},
-		{"GET", "/eventer/", `logs\.json`, s.logsList},
-		{"GET", "/eventer/", `logs/[^/]+\.json`, s.logsJSON},
-		{"GET", "/eventer/", `logs/[^/]+\.ws`, s.logsWS},
-		{"GET", "/mtev/", `(ui/.*)?`, s.dashboard},
+		{"GET", "/mtev/", `stats\.json`, s.statsJSON, false},
+		{"DELETE", "/mtev/", `stats\.json`, s.statsDelete, false},
+		{"GET", "/", `metrics`, s.metrics().ServeHTTP, false},
+		{"GET", "/mtev/", `memory\.json`, s.memoryJSON, false},
+		{"GET", "/mtev/", `status\.json`, s.statusJSON, false},
+		{"GET", "/mtev/", `hearts\.json`, s.heartsJSON, false},
+		{"GET", "/mtev/", `incidents\.json`, s.incidentsJSON, false},
+		{"GET", "/mtev/", `heap_profile`, s.heapProfile, false},
+		{"GET", "/mtev/", `trace`, s.traceNow, true},
+		{"GET", "/mtev/", `flight\.trace`, s.flightTrace, true},
+		{"GET", "/eventer/", `sockets\.json`, s.socketsJSON, false},
+		{"GET", "/eventer/", `timers\.json`, s.timersJSON, false},
+		{"GET", "/eventer/", `jobq\.json`, s.jobqJSON, false},
+		{"GET", "/eventer/", `memory\.json`, s.eventerMemoryJSON, false},
+		{"GET", "/eventer/", `pools\.json`, s.poolsJSON, false},
+		{"GET", "/eventer/", `logs\.json`, s.logsList, false},
+		{"GET", "/eventer/", `logs/[^/]+\.json`, s.logsJSON, false},
+		{MethodWebSocket, "/eventer/", `logs/[^/]+\.ws`, s.logsWS, true},
+		{"GET", "/mtev/", `(ui/.*)?`, s.dashboard, false},
 	}
 	if o.Routes != nil {
-		routes = append(routes, route{"GET", "/mtev/", `rest\.json`, s.restJSON})
+		routes = append(routes, route{"GET", "/mtev/", `rest\.json`, s.restJSON, false})
 	}
 	if !o.AppClaimsRoot {
-		routes = append(routes, route{"GET", "/", ``, s.dashboard})
+		routes = append(routes, route{"GET", "/", ``, s.dashboard, false})
 	}
 	for _, r := range pprofRoutes() {
-		routes = append(routes, route{r.method, r.base, r.expr, r.h})
+		routes = append(routes, route{r.method, r.base, r.expr, r.h, r.long})
 	}
+	um, unbounded := m.(UnboundedMounter)
 	for _, r := range routes {
-		if err := m.Handle(r.method, r.base, r.expr, r.h); err != nil {
+		var err error
+		if r.long && unbounded {
+			err = um.HandleUnbounded(r.method, r.base, r.expr, r.h)
+		} else {
+			err = m.Handle(r.method, r.base, r.expr, r.h)
+		}
+		if err != nil {
 			return fmt.Errorf("builtin: mount %s %s%s: %w", r.method, r.base, r.expr, err)
 		}
 	}

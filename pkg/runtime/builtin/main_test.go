@@ -2,17 +2,14 @@ package builtin_test
 
 import (
 	"context"
-	"net"
-	"net/http"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/mtev-supervise/mtev-supervise/pkg/eventer"
-	"github.com/mtev-supervise/mtev-supervise/pkg/log"
 	"github.com/mtev-supervise/mtev-supervise/pkg/runtime"
-	"github.com/mtev-supervise/mtev-supervise/pkg/runtime/builtin"
 )
 
 // appEnv makes the test binary run as the dashboard app (a real runtime
@@ -29,23 +26,37 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// dashboardApp serves the built-in endpoints and the dashboard on
-// 127.0.0.1, keeps a timer busy (histograms), logs to a memory outlet,
-// and hangs the one loop of its pool "stuck" so that the supervisor
-// records a soft stall while the service keeps running.
+// dashboardConf is the dashboard app's configuration: one HTTP listener
+// on a free port of 127.0.0.1, a memory outlet fed by notice.
+const dashboardConf = `<?xml version="1.0"?>
+<dashboard>
+  <logs>
+    <log name="internal" type="memory" path="1000"/>
+    <log name="notice"><outlet name="stderr"/><outlet name="internal"/></log>
+  </logs>
+  <listeners>
+    <listener type="http_rest_api" address="127.0.0.1" port="0"/>
+  </listeners>
+</dashboard>
+`
+
+// dashboardApp is a real runtime serving the built-in endpoints and the
+// dashboard through its own REST router and <listeners> (the runtime
+// mounts them); it keeps a timer busy (histograms), logs to a memory
+// outlet, and hangs the one loop of its pool "stuck" so that the
+// supervisor records a soft stall while the service keeps running.
 func dashboardApp() runtime.App {
+	conf := filepath.Join(filepath.Dir(os.Getenv(addrFileEnv)), "dashboard.conf")
+	if err := os.WriteFile(conf, []byte(dashboardConf), 0o600); err != nil {
+		panic(err)
+	}
 	return runtime.App{
-		Name: "dashboard",
+		Name:       "dashboard",
+		ConfigFile: conf,
 		Eventer: eventer.Options{Concurrency: 2, Pools: []eventer.PoolOptions{
 			{Name: "stuck", Concurrency: 1, Timeout: 300 * time.Millisecond},
 		}},
 		Start: func(ctx context.Context, rt *runtime.Runtime) error {
-			if err := rt.Logs.Configure(
-				log.Spec{Name: "internal", Type: "memory", Path: "1000"},
-				log.Spec{Name: "notice", Outlets: []string{"stderr", "internal"}},
-			); err != nil {
-				return err
-			}
 			notice := rt.Logs.Facility("notice")
 			n := 0
 			if _, err := rt.Eventer.Default().Loop(0).Every("ticker", 20*time.Millisecond, func() {
@@ -55,26 +66,23 @@ func dashboardApp() runtime.App {
 			}); err != nil {
 				return err
 			}
-			m := &mux{}
-			if err := rt.MountBuiltins(m, builtin.Options{Version: "v9.9.9-test"}); err != nil {
-				return err
+			return rt.Hang("stuck", 0)
+		},
+		Run: func(ctx context.Context, rt *runtime.Runtime) error {
+			addr := rt.Listeners.Addr("http_rest_api")
+			if addr == nil {
+				return fmt.Errorf("no http_rest_api listener")
 			}
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				return err
-			}
-			srv := &http.Server{Handler: builtin.HTTPProbe(m), ReadHeaderTimeout: 5 * time.Second}
-			go srv.Serve(ln)
-			go func() { <-ctx.Done(); srv.Close() }()
 			tmp := os.Getenv(addrFileEnv) + ".tmp"
-			if err := os.WriteFile(tmp, []byte(ln.Addr().String()), 0o600); err != nil {
+			if err := os.WriteFile(tmp, []byte(addr.String()), 0o600); err != nil {
 				return err
 			}
 			if err := os.Rename(tmp, os.Getenv(addrFileEnv)); err != nil {
 				return err
 			}
-			notice.Printf("dashboard at http://%s/", ln.Addr())
-			return rt.Hang("stuck", 0)
+			rt.Logs.Facility("notice").Printf("dashboard at http://%s/", addr)
+			<-ctx.Done()
+			return nil
 		},
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/mtev-supervise/mtev-supervise/pkg/runtime/builtin"
 )
 
 // mux is a small Mounter with libmtev's routing (method, longest base
@@ -37,8 +39,16 @@ func (m *mux) Handle(method, base, expr string, h http.Handler) error {
 }
 
 func (m *mux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ws := r.Method == "GET" && strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
 	for _, rt := range m.routes {
-		if rt.method != r.Method || !strings.HasPrefix(r.URL.Path, rt.base) {
+		method := rt.method
+		if method == builtin.MethodWebSocket {
+			if !ws {
+				continue
+			}
+			method = "GET"
+		}
+		if method != r.Method || !strings.HasPrefix(r.URL.Path, rt.base) {
 			continue
 		}
 		if rt.re.MatchString(r.URL.Path[len(rt.base):]) {

@@ -16,17 +16,18 @@ import (
 type pprofRoute struct {
 	method, base, expr string
 	h                  http.HandlerFunc
+	long               bool
 }
 
 // pprofRoutes are net/http/pprof's handlers under /debug/pprof/.
 func pprofRoutes() []pprofRoute {
 	return []pprofRoute{
-		{"GET", "/debug/pprof/", `cmdline`, pprof.Cmdline},
-		{"GET", "/debug/pprof/", `profile`, pprof.Profile},
-		{"GET", "/debug/pprof/", `symbol`, pprof.Symbol},
-		{"POST", "/debug/pprof/", `symbol`, pprof.Symbol},
-		{"GET", "/debug/pprof/", `trace`, pprof.Trace},
-		{"GET", "/debug/pprof/", `[A-Za-z_]*`, pprof.Index},
+		{"GET", "/debug/pprof/", `cmdline`, pprof.Cmdline, false},
+		{"GET", "/debug/pprof/", `profile`, pprof.Profile, true},
+		{"GET", "/debug/pprof/", `symbol`, pprof.Symbol, false},
+		{"POST", "/debug/pprof/", `symbol`, pprof.Symbol, false},
+		{"GET", "/debug/pprof/", `trace`, pprof.Trace, true},
+		{"GET", "/debug/pprof/", `[A-Za-z_]*`, pprof.Index, true}, // ?seconds= makes a delta profile
 	}
 }
 

@@ -34,7 +34,7 @@ func TestSupervisedRuntimeEndpoints(t *testing.T) {
 	}
 	var st builtin.Status
 	get("/mtev/status.json", &st)
-	if st.Service != "dashboard" || st.Version != "v9.9.9-test" || st.StartCount != 1 || !st.Supervised || !st.Features.Journal || !st.Features.Flight {
+	if st.Service != "dashboard" || st.Version == "" || st.StartCount != 1 || !st.Supervised || !st.Features.Journal || !st.Features.Flight {
 		t.Errorf("status: %+v", st)
 	}
 	var hs []builtin.Heart
