@@ -376,3 +376,29 @@ func BenchmarkProbeOverhead(b *testing.B) {
 		timerFires(b, startPool(b, PoolOptions{Name: "bench"}).Loop(0), delay)
 	})
 }
+
+// BenchmarkProbeCost: what the probe adds to one callback's bookkeeping
+// (begin and end: timing, histogram, heart) with no trace running, beside
+// the same bookkeeping with the probes removed from the path. Steadier
+// than BenchmarkProbeOverhead on a shared machine; divide the difference
+// by a timer's ns/op to get the share of timer throughput.
+func BenchmarkProbeCost(b *testing.B) {
+	run := func(b *testing.B) {
+		p, err := NewPool(PoolOptions{Name: "bench", Concurrency: 1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		l := p.Loop(0)
+		cb := p.callback("bench")
+		b.ReportAllocs()
+		for b.Loop() {
+			l.end(cb, l.begin(cb))
+		}
+	}
+	b.Run("probes", run)
+	b.Run("base-no-probes", func(b *testing.B) {
+		noProbes = true
+		defer func() { noProbes = false }()
+		run(b)
+	})
+}
