@@ -124,6 +124,9 @@ func statsName(s string) string {
 			b[i] = '_'
 		}
 	}
+	if len(b) == 0 {
+		return "_"
+	}
 	return string(b)
 }
 
@@ -154,6 +157,7 @@ func (rt *Runtime) mountBuiltins() error {
 	if rt.Router == nil {
 		return nil
 	}
+	registerHTTPStats(stats.Default)
 	return rt.MountBuiltins(routerMounter{rt.Router}, builtin.Options{AppClaimsRoot: claimsRoot(rt.Router)})
 }
 

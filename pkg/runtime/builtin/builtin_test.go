@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	rtrace "runtime/trace"
 	"sort"
 	"strings"
 	"testing"
@@ -512,5 +513,25 @@ func TestLogsFollowedOverWebsocket(t *testing.T) {
 	_, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(f.srv.URL, "http")+"/eventer/logs/nope.ws", nil)
 	if err == nil || resp == nil || resp.StatusCode != 404 {
 		t.Errorf("unknown outlet: %v %v", err, resp)
+	}
+}
+
+// TestHTTPProbe: while a trace is taken, a request through HTTPProbe is a
+// task "http-request" logging its path.
+func TestHTTPProbe(t *testing.T) {
+	f := newFixture(t)
+	var buf bytes.Buffer
+	if err := rtrace.Start(&buf); err != nil {
+		t.Skipf("a trace is already running: %v", err)
+	}
+	code, _ := f.get(t, "/mtev/status.json?probe")
+	rtrace.Stop()
+	if code != 200 {
+		t.Fatalf("status %d", code)
+	}
+	for _, want := range []string{"http-request", "GET /mtev/status.json"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("trace (%d bytes) lacks %q", buf.Len(), want)
+		}
 	}
 }

@@ -55,7 +55,7 @@ func TestSupervisedRuntimeEndpoints(t *testing.T) {
 		t.Errorf("incident: %+v culprit %+v", in, in.Culprit)
 	}
 	stats := string(get("/mtev/stats.json?format=tagged", nil))
-	for _, want := range []string{"internal|ST[app:dashboard,framework:mtev-supervise,log:lines,mtev:log]", "cached_paths|ST[", "cycletime|ST[app:dashboard,eventer:pool,framework:mtev-supervise,mtev:eventer,pool:stuck]"} {
+	for _, want := range []string{"route:/mtev/(status", `"requests|ST[app:dashboard,framework:mtev-supervise,http:http1,mtev:http]"`, "internal|ST[app:dashboard,framework:mtev-supervise,log:lines,mtev:log]", "cached_paths|ST[", "cycletime|ST[app:dashboard,eventer:pool,framework:mtev-supervise,mtev:eventer,pool:stuck]"} {
 		if !strings.Contains(stats, want) {
 			t.Errorf("stats lack %s", want)
 		}
