@@ -10,12 +10,34 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // promSeries is how a metric appears to Prometheus; computed once.
 type promSeries struct {
 	desc   *prometheus.Desc
 	values []string
+	labels []*dto.LabelPair // sorted, shared read-only by every scrape
+}
+
+// scalar is a counter or gauge sample written straight from the cached
+// series, without the label work of prometheus.NewConstMetric.
+type scalar struct {
+	s       *promSeries
+	counter bool
+	v       float64
+}
+
+func (m *scalar) Desc() *prometheus.Desc { return m.s.desc }
+
+func (m *scalar) Write(out *dto.Metric) error {
+	out.Label = m.s.labels
+	if m.counter {
+		out.Counter = &dto.Counter{Value: &m.v}
+	} else {
+		out.Gauge = &dto.Gauge{Value: &m.v}
+	}
+	return nil
 }
 
 // Collector returns a prometheus.Collector over the registry. It is
@@ -53,9 +75,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		var err error
 		switch m.kind {
 		case KindCounter:
-			pm, err = prometheus.NewConstMetric(ps.desc, prometheus.CounterValue, m.float(), ps.values...)
+			pm = &scalar{s: ps, counter: true, v: m.float()}
 		case KindGauge:
-			pm, err = prometheus.NewConstMetric(ps.desc, prometheus.GaugeValue, m.float(), ps.values...)
+			pm = &scalar{s: ps, v: m.float()}
 		case KindHistogram:
 			var count uint64
 			var sum float64
@@ -113,7 +135,8 @@ func newPromSeries(path []*Namespace, m *metric) *promSeries {
 	for _, t := range m.tags {
 		addTag(t)
 	}
-	return &promSeries{desc: prometheus.NewDesc(promName(name.String()), help.String(), keys, nil), values: values}
+	desc := prometheus.NewDesc(promName(name.String()), help.String(), keys, nil)
+	return &promSeries{desc: desc, values: values, labels: prometheus.MakeLabelPairs(desc, values)}
 }
 
 // promName maps a name onto Prometheus's [a-zA-Z_:][a-zA-Z0-9_:]*.
