@@ -63,6 +63,10 @@ func TestSupervisedRuntimeEndpoints(t *testing.T) {
 	if b := get("/mtev/flight.trace", nil); !strings.HasPrefix(string(b), "go 1.") {
 		t.Errorf("flight.trace: %d bytes", len(b))
 	}
+	// An execution trace while the flight recorder runs.
+	if b := get("/mtev/trace?seconds=0.1", nil); !strings.HasPrefix(string(b), "go 1.") {
+		t.Errorf("trace: %d bytes", len(b))
+	}
 	if b := string(get("/metrics", nil)); !strings.Contains(b, `mtev_eventer_pool_cycletime_bucket{pool="stuck"`) {
 		t.Errorf("/metrics lacks the stuck pool's cycle time")
 	}
