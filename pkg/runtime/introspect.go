@@ -158,7 +158,11 @@ func (rt *Runtime) mountBuiltins() error {
 		return nil
 	}
 	registerHTTPStats(stats.Default)
-	return rt.MountBuiltins(routerMounter{rt.Router}, builtin.Options{AppClaimsRoot: claimsRoot(rt.Router)})
+	o := builtin.Options{AppClaimsRoot: claimsRoot(rt.Router)}
+	if rt.disclose {
+		o.Routes = rt.routeTable
+	}
+	return rt.MountBuiltins(routerMounter{rt.Router}, o)
 }
 
 // claimsRoot says whether a GET route of the router serves "/".
@@ -174,20 +178,21 @@ func claimsRoot(r *rest.Router) bool {
 	return false
 }
 
-// DiscloseRoutes returns the route table of rt.Router for
-// builtin.Options.Routes, which turns /mtev/rest.json on (libmtev's
-// mtev_http_rest_disclose_endpoints); it is off unless an app asks.
-func (rt *Runtime) DiscloseRoutes() func() map[string][]builtin.Route {
-	return func() map[string][]builtin.Route {
-		out := map[string][]builtin.Route{}
-		if rt.Router == nil {
-			return out
-		}
-		for base, es := range rt.Router.Endpoints() {
-			for _, e := range es {
-				out[base] = append(out[base], builtin.Route{Method: e.Method, Expression: e.Expression})
-			}
-		}
+// DiscloseEndpoints turns /mtev/rest.json on: the route table of
+// rt.Router, by base (libmtev's mtev_http_rest_disclose_endpoints). It is
+// off unless the app calls this from App.Start.
+func (rt *Runtime) DiscloseEndpoints() { rt.disclose = true }
+
+// routeTable is rt.Router's route table for /mtev/rest.json.
+func (rt *Runtime) routeTable() map[string][]builtin.Route {
+	out := map[string][]builtin.Route{}
+	if rt.Router == nil {
 		return out
 	}
+	for base, es := range rt.Router.Endpoints() {
+		for _, e := range es {
+			out[base] = append(out[base], builtin.Route{Method: e.Method, Expression: e.Expression})
+		}
+	}
+	return out
 }

@@ -79,8 +79,9 @@ type Runtime struct {
 	// Listeners are the <listeners>, opened after App.Start.
 	Listeners *listener.Set
 
-	name   string         // the service's name
-	flight *dump.Recorder // the flight recorder, nil if none runs
+	name     string         // the service's name
+	flight   *dump.Recorder // the flight recorder, nil if none runs
+	disclose bool           // serve /mtev/rest.json (DiscloseEndpoints)
 }
 
 // Main runs app and exits the process with its status. Call it from main.

@@ -57,6 +57,7 @@ func dashboardApp() runtime.App {
 			{Name: "stuck", Concurrency: 1, Timeout: 300 * time.Millisecond},
 		}},
 		Start: func(ctx context.Context, rt *runtime.Runtime) error {
+			rt.DiscloseEndpoints()
 			notice := rt.Logs.Facility("notice")
 			n := 0
 			if _, err := rt.Eventer.Default().Loop(0).Every("ticker", 20*time.Millisecond, func() {

@@ -34,7 +34,7 @@ func TestSupervisedRuntimeEndpoints(t *testing.T) {
 	}
 	var st builtin.Status
 	get("/mtev/status.json", &st)
-	if st.Service != "dashboard" || st.Version == "" || st.StartCount != 1 || !st.Supervised || !st.Features.Journal || !st.Features.Flight {
+	if st.Service != "dashboard" || st.Version == "" || st.StartCount != 1 || !st.Supervised || !st.Features.Journal || !st.Features.Flight || !st.Features.RestJSON {
 		t.Errorf("status: %+v", st)
 	}
 	var hs []builtin.Heart
@@ -62,6 +62,11 @@ func TestSupervisedRuntimeEndpoints(t *testing.T) {
 	}
 	if b := get("/mtev/flight.trace", nil); !strings.HasPrefix(string(b), "go 1.") {
 		t.Errorf("flight.trace: %d bytes", len(b))
+	}
+	var routes map[string][]builtin.Route
+	get("/mtev/rest.json", &routes)
+	if len(routes["/mtev/"]) == 0 || len(routes["/eventer/"]) == 0 {
+		t.Errorf("rest.json: %v", routes)
 	}
 	// An execution trace while the flight recorder runs.
 	if b := get("/mtev/trace?seconds=0.1", nil); !strings.HasPrefix(string(b), "go 1.") {
