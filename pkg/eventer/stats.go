@@ -12,10 +12,11 @@ import (
 //
 //	pool/<p>/cycletime            histogram, the pool's loops merged (pool:<p>)
 //	pool/<p>/callbacks            counter, callbacks run
+//	pool/<p>/slow                 counter, callbacks past the slow threshold
 //	threads/<p>.<i>/cycletime     histogram of one loop (thread:e:<p>/<i>)
 //	callbacks/<cb>/latency        histogram per pool (callback:<cb>, pool:<p>)
 //	jobq/<q>/wait, jobq/<q>/latency   histograms (jobq:<q>)
-//	jobq/<q>/{added,started,completed,rejected,timeouts,cancelled}  counters
+//	jobq/<q>/{added,started,completed,rejected,timeouts,cancelled,slow}  counters
 //	jobq/<q>/{backlog,inflight,concurrency}                          gauges
 //
 // A callback's histogram is registered when the callback is first made.
@@ -40,6 +41,13 @@ func (p *Pool) registerStats(ns *stats.Namespace) {
 		var n uint64
 		for _, l := range p.loops {
 			n += l.callbacks.Load()
+		}
+		return n
+	})
+	_ = pn.CounterFunc("slow", func() uint64 {
+		var n uint64
+		for _, l := range p.loops {
+			n += l.slow.Load()
 		}
 		return n
 	})
@@ -69,6 +77,7 @@ func (q *Queue) registerStats(ns *stats.Namespace) {
 	for name, c := range map[string]func() uint64{
 		"added": q.added.Load, "started": q.started.Load, "completed": q.completed.Load,
 		"rejected": q.rejected.Load, "timeouts": q.deadlines.Load, "cancelled": q.cancelled.Load,
+		"slow": q.slowJobs.Load,
 	} {
 		_ = qn.CounterFunc(name, c)
 	}
