@@ -535,3 +535,50 @@ func TestHTTPProbe(t *testing.T) {
 		}
 	}
 }
+
+// TestTraceConflict: while another execution trace runs, /mtev/trace
+// answers 409 at once.
+func TestTraceConflict(t *testing.T) {
+	f := newFixture(t)
+	if err := rtrace.Start(io.Discard); err != nil {
+		t.Skipf("a trace is already running: %v", err)
+	}
+	defer rtrace.Stop()
+	code, body := f.get(t, "/mtev/trace?seconds=30")
+	if code != http.StatusConflict || !strings.Contains(string(body), "trace") {
+		t.Fatalf("trace while tracing: %d %s", code, body)
+	}
+}
+
+// TestLoopHearts: without a heart table, each loop is a heart whose age is
+// the time spent in its current callback: a stuck loop ages.
+func TestLoopHearts(t *testing.T) {
+	ev, err := eventer.New(eventer.Options{Concurrency: 2, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ev.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer ev.Stop()
+	release := make(chan struct{})
+	defer close(release)
+	if err := ev.Default().Loop(1).Post(func() { <-release }); err != nil {
+		t.Fatal(err)
+	}
+	hearts := builtin.LoopHearts(ev)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		hs := hearts()
+		if len(hs) != 2 || hs[0].Name != "e:default/0" || hs[1].Loop != "e:default/1" || hs[1].TimeoutMS != 1000 {
+			t.Fatalf("hearts: %+v", hs)
+		}
+		if hs[1].AgeMS > 0 && hs[0].AgeMS == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the stuck loop never aged: %+v", hs)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
