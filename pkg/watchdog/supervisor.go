@@ -448,7 +448,7 @@ func (s *Supervisor) childEnv(start int) []string {
 		"MTEV_SERVICE="+s.cfg.Name,
 		"MTEV_START_COUNT="+strconv.Itoa(start),
 		"MTEV_SUPERVISOR_PID="+strconv.Itoa(os.Getpid()),
-		"MTEV_STATE_DIR="+s.cfg.StateDir, // read-only use: the child reads its incidents
+		"MTEV_STATE_DIR="+absDir(s.cfg.StateDir), // read-only use: the child reads its incidents
 	)
 	if s.notify != nil {
 		env = append(env, "NOTIFY_SOCKET="+s.notify.addr)
@@ -819,6 +819,15 @@ func lookupEnv(env []string, key string) string {
 		}
 	}
 	return v
+}
+
+// absDir makes dir absolute, so that a child in another working directory
+// finds it; it returns dir unchanged if that fails.
+func absDir(dir string) string {
+	if a, err := filepath.Abs(dir); err == nil {
+		return a
+	}
+	return dir
 }
 
 // supervisorEnv are the variables a supervisor sets for its child; ones
