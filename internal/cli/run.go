@@ -47,6 +47,8 @@ type runFlags struct {
 	logFile        string
 	logRotateBytes int64
 	logRetain      int
+
+	metricsListen string
 }
 
 func (f *runFlags) bind(fs *flag.FlagSet) {
@@ -84,6 +86,7 @@ func (f *runFlags) bind(fs *flag.FlagSet) {
 	fs.StringVar(&f.logFile, "log-file", "", "also write child output and supervisor events to this file (rotated; reopened on USR1)")
 	fs.Int64Var(&f.logRotateBytes, "log-rotate-bytes", 64<<20, "with --log-file: rotate past this size")
 	fs.IntVar(&f.logRetain, "log-retain", 10, "with --log-file: rotated files kept")
+	fs.StringVar(&f.metricsListen, "metrics-listen", "", "serve Prometheus /metrics about the service on this address (host:port; off by default)")
 	fs.StringVar(&f.config, "config", "", "XML file with a <run> section: every flag as an attribute, <command>, <arg> and <env> children; flags win")
 }
 
@@ -140,6 +143,13 @@ func runCmd(ctx context.Context, env *Env, args []string) error {
 		if err := logToFile(logs, f); err != nil {
 			return usageError("--log-file: %v", err)
 		}
+	}
+	if f.metricsListen != "" {
+		stop, err := serveMetrics(f.metricsListen, cfg.StateDir, metricsService(cfg), env.Stderr)
+		if err != nil {
+			return usageError("--metrics-listen: %v", err)
+		}
+		defer stop()
 	}
 	var reload func() (watchdog.Config, error)
 	if f.config != "" {

@@ -29,8 +29,8 @@ const (
 //	default_jobq_ordering          fifo|lifo, for queues that do not say
 //	show_loop_callbacks_threshold  milliseconds; slow loop callbacks
 //	show_jobq_callbacks_threshold  milliseconds; slow jobs
-//	rlim_nofiles                   ≥ 256, applied by the runtime
-//	debugging                      boolean
+//	rlim_nofiles                   ≥ 256, applied by System.Start
+//	debugging                      boolean: report every callback and job to OnSlow
 //
 // Unknown keys, and libmtev's TLS keys (ssl_*, default_ca_chain), which this
 // eventer does not implement, are errors. Every bad pair is reported (joined,

@@ -101,7 +101,17 @@
 // System.Snapshot returns a JSON-friendly view of pools, loops (thread id,
 // beats, the callback running now), timers, descriptors and queues with their
 // histograms and recent slow callbacks; a stuck loop is shown as
-// unresponsive instead of blocking the snapshot.
+// unresponsive instead of blocking the snapshot. The histograms are
+// pkg/stats histograms: with Options.Stats they are registered in a stats
+// registry under libmtev's names (see stats.go), where a reset empties them.
+//
+// # Probes
+//
+// While an execution trace is being taken (runtime/trace), every callback
+// runs in a region "eventer-callback:<name>" and every job's work in a task
+// "jobq-work:<queue>" (libmtev's DTrace probes eventer-callback-entry and
+// -return); with no trace running a probe is one trace.IsEnabled check
+// (BenchmarkProbeCost, BenchmarkProbeOverhead).
 //
 // # Configuration
 //

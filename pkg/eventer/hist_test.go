@@ -39,23 +39,6 @@ func TestLatencyMatchesCirconusllhist(t *testing.T) {
 	}
 }
 
-func TestBinOf(t *testing.T) {
-	tests := []struct {
-		n   uint64
-		k   int
-		val uint64
-	}{
-		{1, 0, 10}, {9, 0, 90}, {10, 1, 10}, {99, 1, 99}, {100, 2, 10},
-		{1234, 3, 12}, {1<<63 - 1, 18, 92},
-	}
-	for _, tt := range tests {
-		k, val := binOf(tt.n)
-		if k != tt.k || val != tt.val {
-			t.Errorf("binOf(%d) = %d, %d; want %d, %d", tt.n, k, val, tt.k, tt.val)
-		}
-	}
-}
-
 func TestLatencyConcurrent(t *testing.T) {
 	var l latency
 	var wg sync.WaitGroup

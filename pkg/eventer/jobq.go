@@ -3,6 +3,7 @@ package eventer
 import (
 	"context"
 	"fmt"
+	"runtime/trace"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -351,7 +352,16 @@ func (q *Queue) runJob(it *queued) {
 	} else {
 		q.started.Add(1)
 		q.running.Add(1)
-		err = j.Work(it.ctx)
+		if trace.IsEnabled() {
+			// libmtev's job-queue work as a task: regions the work
+			// opens on its context nest under it.
+			ctx, task := trace.NewTask(it.ctx, "jobq-work:"+q.name)
+			trace.Log(ctx, "job", j.Name)
+			err = j.Work(ctx)
+			task.End()
+		} else {
+			err = j.Work(it.ctx)
+		}
 		if cerr := it.ctx.Err(); cerr != nil {
 			err = q.ctxErr(j, cerr, err)
 		}

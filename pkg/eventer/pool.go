@@ -3,6 +3,7 @@ package eventer
 import (
 	"errors"
 	"fmt"
+	"github.com/mtev-supervise/mtev-supervise/pkg/stats"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -105,6 +106,7 @@ type Pool struct {
 	// the pool's loops. Events look theirs up once, when created.
 	callbacks sync.Map // string → *callback
 	slow      slowRing
+	stats     *stats.Namespace // nil: not registered; set before Start
 
 	mu      sync.Mutex
 	state   int // 0 new, 1 running, 2 stopped
@@ -235,8 +237,9 @@ func (p *Pool) stopLoops() {
 // callback is a named callback's latency histogram, shared by the pool's
 // loops; events look theirs up once, when they are made.
 type callback struct {
-	name string
-	lat  latency
+	name  string
+	probe string // runtime/trace region type: "eventer-callback:<name>"
+	lat   latency
 }
 
 // callback returns the named callback's record.
@@ -244,7 +247,10 @@ func (p *Pool) callback(name string) *callback {
 	if c, ok := p.callbacks.Load(name); ok {
 		return c.(*callback)
 	}
-	c, _ := p.callbacks.LoadOrStore(name, &callback{name: name})
+	c, loaded := p.callbacks.LoadOrStore(name, &callback{name: name, probe: "eventer-callback:" + name})
+	if !loaded {
+		p.registerCallback(c.(*callback))
+	}
 	return c.(*callback)
 }
 

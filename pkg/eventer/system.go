@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/mtev-supervise/mtev-supervise/pkg/stats"
 	"runtime"
 	"sort"
 	"sync"
@@ -50,12 +51,21 @@ type Options struct {
 	OnSlow func(SlowCallback)
 	// NewHeart makes one heart per loop; nil: loops have no heart.
 	NewHeart HeartFunc
-	// NoFileLimit is the wanted RLIMIT_NOFILE (libmtev's rlim_nofiles).
-	// This package records it; the runtime applies it.
+	// NoFileLimit is the wanted RLIMIT_NOFILE (libmtev's rlim_nofiles):
+	// Start raises the soft limit (and the hard one, when allowed) to it,
+	// never lowering either. A limit that cannot be reached is not fatal:
+	// Start goes as far as the hard limit and System.NoFileLimit reports
+	// the shortfall.
 	NoFileLimit int
-	// Debugging is libmtev's eventer debugging switch, recorded for the
-	// layers that log.
+	// Debugging is libmtev's eventer debugging switch: every callback and
+	// every job is handed to OnSlow with its duration (both slow thresholds
+	// become one nanosecond), so the layer that logs OnSlow traces each
+	// dispatch, as libmtev's debugging does.
 	Debugging bool
+	// Stats is where the pools and queues register their histograms and
+	// counters (libmtev's mtev/eventer namespace, see stats.go); nil
+	// registers nothing.
+	Stats *stats.Namespace
 	// SnapshotWait bounds how long Snapshot waits for a loop to describe its
 	// timers and descriptors; a loop that does not answer in time is shown as
 	// unresponsive. Zero means 100 ms.
@@ -71,6 +81,18 @@ type System struct {
 	queues  []*Queue
 	byQueue map[string]*Queue
 	state   int // 0 new, 1 running, 2 stopped
+
+	nofile    int // RLIMIT_NOFILE after Start raised it (under mu)
+	nofileErr error
+}
+
+// NoFileLimit returns the soft RLIMIT_NOFILE that Start left in effect when
+// Options.NoFileLimit was set (0 otherwise), and why it falls short of the
+// wanted limit, if it does.
+func (s *System) NoFileLimit() (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.nofile, s.nofileErr
 }
 
 // New checks the options and builds the system; Start runs it.
@@ -86,6 +108,9 @@ func New(opts Options) (*System, error) {
 	}
 	if opts.SnapshotWait == 0 {
 		opts.SnapshotWait = 100 * time.Millisecond
+	}
+	if opts.Debugging {
+		opts.LoopSlowThreshold, opts.QueueSlowThreshold = 1, 1
 	}
 	s := &System{opts: opts, byPool: map[string]*Pool{}, byQueue: map[string]*Queue{}}
 	pools := []PoolOptions{{Name: DefaultPool, Concurrency: opts.Concurrency, Timeout: opts.Timeout}}
@@ -125,6 +150,7 @@ func New(opts Options) (*System, error) {
 		if err != nil {
 			return nil, err
 		}
+		p.registerStats(opts.Stats)
 		s.pools = append(s.pools, p)
 		s.byPool[po.Name] = p
 	}
@@ -161,6 +187,7 @@ func (s *System) addQueue(qo QueueOptions) (*Queue, error) {
 	if err != nil {
 		return nil, err
 	}
+	q.registerStats(s.opts.Stats)
 	s.queues = append(s.queues, q)
 	s.byQueue[qo.Name] = q
 	return q, nil
@@ -198,6 +225,9 @@ func (s *System) start() (started bool, err error) {
 		return false, nil
 	case 2:
 		return false, fmt.Errorf("eventer: start: %w", ErrStopped)
+	}
+	if s.opts.NoFileLimit > 0 {
+		s.nofile, s.nofileErr = raiseNoFile(s.opts.NoFileLimit)
 	}
 	for i, p := range s.pools {
 		if err := p.Start(); err != nil {

@@ -83,6 +83,13 @@
 //	  <log name="debug" disabled="false"/>
 //	</logs>
 //
+// # Probe
+//
+// While an execution trace is being taken (runtime/trace), each line
+// written runs in a region "log" that notes its facility (libmtev's log
+// DTrace probe); otherwise the probe is one trace.IsEnabled check. A memory
+// outlet (Ring) stamps each line with the time it was written.
+//
 // # Concurrency
 //
 // Every method of Graph, Facility, Ring and LineWriter is safe for

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/mtev-supervise/mtev-supervise/pkg/config"
 )
@@ -19,8 +20,9 @@ type RingOptions struct {
 
 // Line is one line held by a Ring.
 type Line struct {
-	Seq  uint64 // 1 for the first line written to the ring
-	Data []byte // the rendered line, ending in '\n'; read-only
+	Seq  uint64    // 1 for the first line written to the ring
+	Time time.Time // when it was written
+	Data []byte    // the rendered line, ending in '\n'; read-only
 }
 
 // Ring keeps the last lines written to it in memory, numbered in order.
@@ -81,10 +83,11 @@ func NewRing(o RingOptions) (*Ring, error) {
 // limits. A line longer than the byte limit is kept alone.
 func (r *Ring) WriteLine(line []byte) error {
 	data := append([]byte(nil), line...)
+	now := time.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.seq++
-	r.lines = append(r.lines, Line{Seq: r.seq, Data: data})
+	r.lines = append(r.lines, Line{Seq: r.seq, Time: now, Data: data})
 	r.bytes += len(data)
 	for r.len() > 1 && ((r.opts.Lines > 0 && r.len() > r.opts.Lines) || (r.opts.Bytes > 0 && r.bytes > r.opts.Bytes)) {
 		r.bytes -= len(r.lines[r.head].Data)

@@ -48,6 +48,17 @@
 //     service ends;
 //   - readiness is declared once the eventer runs and App.Start returned.
 //
+// # Introspection
+//
+// Once App.Start returns, the runtime mounts its built-in endpoints
+// (pkg/runtime/builtin: /mtev/stats.json, /metrics, /eventer/*.json,
+// /mtev/hearts.json, /mtev/incidents.json, traces, pprof) and the
+// operational dashboard on its REST router, behind the router's ACLs; the
+// dashboard takes "/" unless the app serves it. The eventer registers its
+// histograms in stats.Default; the log outputs, the config caches and the
+// router's requests are registered too. MountBuiltins mounts the same on
+// any other router.
+//
 // # Faults on demand
 //
 // Runtime.Hang makes one loop hang (its heart stops), and Runtime.Crash

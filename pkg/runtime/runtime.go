@@ -90,7 +90,10 @@ type Runtime struct {
 	// Listeners are the <listeners>, opened after App.Start.
 	Listeners *listener.Set
 
-	reports *report.Sender // the stall report channel; nil when not supervised
+	reports  *report.Sender // the stall report channel; nil when not supervised
+	name     string         // the service's name
+	flight   *dump.Recorder // the flight recorder, nil if none runs
+	disclose bool           // serve /mtev/rest.json (DiscloseEndpoints)
 }
 
 // SupervisorPIDEnv is set by a supervisor in its child's environment to
@@ -272,7 +275,7 @@ func attachFromEnv() (Attach, error) {
 func runAttached(ctx context.Context, app App, a *Attach) error {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	rt := &Runtime{Supervised: a != nil, Logs: log.New()}
+	rt := &Runtime{Supervised: a != nil, Logs: log.New(), name: app.Name}
 	defer rt.Logs.Close()
 	if app.ConfigFile != "" {
 		if err := loadConfig(&app, rt); err != nil {
@@ -318,6 +321,7 @@ func join(ctx context.Context, app App, rt *Runtime, a Attach) (func(), error) {
 		// A failure (another flight recorder runs) leaves dumps without
 		// a trace file; the dump reply says why.
 		rec, _ = dump.StartFlightRecorder(window, 10<<20)
+		rt.flight = rec
 	}
 	dumpCtx, stopDump := context.WithCancel(context.WithoutCancel(ctx))
 	dumpDone := make(chan struct{})
@@ -353,6 +357,7 @@ func join(ctx context.Context, app App, rt *Runtime, a Attach) (func(), error) {
 // serve runs the eventer and the app until ctx is done.
 func serve(ctx context.Context, app App, rt *Runtime) error {
 	opts := app.Eventer
+	opts.Stats = eventerStats(opts.Stats)
 	if rt.Hearts != nil {
 		t := rt.Hearts
 		locked := lockedPools(opts)
@@ -405,6 +410,9 @@ func serve(ctx context.Context, app App, rt *Runtime) error {
 		if err := app.Start(ctx, rt); err != nil {
 			return err
 		}
+	}
+	if err := rt.mountBuiltins(); err != nil {
+		return err
 	}
 	if err := rt.startListeners(); err != nil {
 		return err

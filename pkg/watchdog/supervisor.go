@@ -487,7 +487,7 @@ func (s *Supervisor) childEnv(start int) []string {
 	env = append(env,
 		CrashFDEnv+"=3",
 		"MTEV_SERVICE="+s.cfg.Name,
-		"MTEV_STATE_DIR="+s.cfg.StateDir,
+		"MTEV_STATE_DIR="+absDir(s.cfg.StateDir), // the child reads its incidents and places its console
 		"MTEV_START_COUNT="+strconv.Itoa(start),
 		"MTEV_SUPERVISOR_PID="+strconv.Itoa(s.sys.getpid()),
 	)
@@ -797,6 +797,15 @@ func lookupEnv(env []string, key string) string {
 		}
 	}
 	return v
+}
+
+// absDir makes dir absolute, so that a child in another working directory
+// finds it; it returns dir unchanged if that fails.
+func absDir(dir string) string {
+	if a, err := filepath.Abs(dir); err == nil {
+		return a
+	}
+	return dir
 }
 
 // supervisorEnv are the variables a supervisor sets for its child; ones
