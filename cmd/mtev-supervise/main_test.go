@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/mtev-supervise/mtev-supervise/internal/scripttest"
 	"net"
 	"os"
 	"os/exec"
@@ -68,7 +69,7 @@ func TestScripts(t *testing.T) {
 			return err == nil && !strings.HasPrefix(string(b), "|"), nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"waitfor":  cmdWaitFor,
+			"waitfor":  scripttest.WaitFor,
 			"sigsup":   cmdSigSup,
 			"sigpid":   cmdSigPID,
 			"pidgone":  cmdPIDGone,
@@ -96,54 +97,6 @@ func buildScenarios(t *testing.T) string {
 		t.Fatalf("go build scenarios: %v\n%s", err, out)
 	}
 	return dir
-}
-
-const waitLimit = 30 * time.Second
-
-// poll calls cond until it holds or the limit passes.
-func poll(cond func() bool) bool {
-	deadline := time.Now().Add(waitLimit)
-	for d := time.Millisecond; ; d = min(2*d, 50*time.Millisecond) {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(d)
-	}
-}
-
-// waitfor [-count=N] FILE [PATTERN]: wait until FILE holds a whole line and,
-// with a pattern, until it holds at least N (default 1) matching lines.
-func cmdWaitFor(ts *testscript.TestScript, neg bool, args []string) {
-	count := 1
-	if len(args) > 0 && strings.HasPrefix(args[0], "-count=") {
-		n, err := strconv.Atoi(strings.TrimPrefix(args[0], "-count="))
-		if err != nil {
-			ts.Fatalf("waitfor: bad %s", args[0])
-		}
-		count, args = n, args[1:]
-	}
-	if len(args) < 1 || len(args) > 2 {
-		ts.Fatalf("usage: waitfor [-count=N] FILE [PATTERN]")
-	}
-	file := ts.MkAbs(args[0])
-	ok := poll(func() bool {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return false
-		}
-		if len(args) == 1 {
-			// A whole line: the writer may still be writing it.
-			return len(b) > 0 && b[len(b)-1] == '\n'
-		}
-		return strings.Count(string(b), args[1]) >= count
-	})
-	if ok == neg {
-		b, _ := os.ReadFile(file)
-		ts.Fatalf("waitfor %s: condition not met within %v; file holds:\n%s", args[0], waitLimit, b)
-	}
 }
 
 func parseSig(ts *testscript.TestScript, s string) syscall.Signal {
@@ -182,7 +135,7 @@ func cmdSigChild(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("usage: sigchild SIG SERVICE")
 	}
 	var pid int
-	ok := poll(func() bool {
+	ok := scripttest.Poll(func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		st, err := watchdog.Control(ctx, ts.Getenv("MTEV_STATE_DIR"), args[1], "status")
@@ -221,8 +174,8 @@ func cmdPIDGone(ts *testscript.TestScript, neg bool, args []string) {
 		i := strings.LastIndexByte(string(b), ')')
 		return i > 0 && i+2 < len(b) && b[i+2] == 'Z'
 	}
-	if ok := poll(gone); ok == neg {
-		ts.Fatalf("pid %d: still alive=%v after %v", pid, !ok, waitLimit)
+	if ok := scripttest.Poll(gone); ok == neg {
+		ts.Fatalf("pid %d: still alive=%v after %v", pid, !ok, scripttest.WaitLimit)
 	}
 }
 

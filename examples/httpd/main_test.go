@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/tls"
+	"github.com/mtev-supervise/mtev-supervise/internal/scripttest"
 	"net"
 	"net/http"
 	"os"
@@ -54,6 +55,7 @@ func TestScripts(t *testing.T) {
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"waithttp": cmdWaitHTTP,
+			"waitfor":  scripttest.WaitFor,
 		},
 	})
 }
