@@ -163,6 +163,7 @@ type Cluster struct {
 	ring   *cht.Ring
 	ringOf string // the member list the ring was built from
 
+	kick   chan struct{} // wakes the rejoin goroutine
 	q      chan struct{} // wakes the event goroutine
 	qmu    sync.Mutex
 	queue  []event
@@ -192,13 +193,16 @@ type event struct {
 // this node is not a member.
 func Start(cfg Config, opts Options) (*Cluster, error) {
 	opts.MyID = strings.ToLower(opts.MyID)
-	if _, ok := cfg.Node(opts.MyID); !ok {
+	self, ok := cfg.Node(opts.MyID)
+	if !ok {
 		return nil, fmt.Errorf("cluster: start %s: %w: %s is not among its nodes", cfg.Name, ErrNotMember, opts.MyID)
 	}
+	// The others reach this node at its own node's port: bind that.
+	cfg.Port = self.Port
 	if err := cfg.check(); err != nil {
 		return nil, fmt.Errorf("cluster: start %s: %w", cfg.Name, err)
 	}
-	c := &Cluster{opts: opts, now: opts.Now, q: make(chan struct{}, 1), stop: make(chan struct{})}
+	c := &Cluster{opts: opts, now: opts.Now, q: make(chan struct{}, 1), kick: make(chan struct{}, 1), stop: make(chan struct{})}
 	if c.now == nil {
 		c.now = time.Now
 	}
@@ -226,6 +230,52 @@ func Start(cfg Config, opts Options) (*Cluster, error) {
 	go c.rejoin()
 	c.joinMissing()
 	return c, nil
+}
+
+// reconfigure applies a configuration that keeps the port, key and
+// timers: the node list and seq change in place, the new seq is gossiped
+// and new nodes are contacted at once.
+func (c *Cluster) reconfigure(cfg Config) error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	c.cfg = cfg
+	c.self.seq = cfg.Seq
+	nodes := make(map[string]*nodeState, len(cfg.Nodes))
+	added := map[string]bool{}
+	for _, n := range cfg.Nodes {
+		ns := c.nodes[n.ID]
+		if ns == nil {
+			ns = &nodeState{}
+			added[n.ID] = true
+		}
+		ns.cfg = n
+		nodes[n.ID] = ns
+	}
+	c.nodes = nodes
+	c.ring, c.ringOf = nil, ""
+	ml := c.ml
+	c.mu.Unlock()
+	// New nodes memberlist already knows (they joined us before we
+	// listed them) get no new join event: make one.
+	for _, m := range ml.Members() {
+		if added[m.Name] {
+			c.enqueue(event{kind: evJoin, name: m.Name, meta: bytes.Clone(m.Meta), at: c.now()})
+		}
+	}
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+	return c.publish()
+}
+
+// sameTransport reports whether b can be applied to a cluster running a
+// in place (same port, key and timers).
+func sameTransport(a, b Config) bool {
+	return a.Port == b.Port && a.Key == b.Key && a.BindAddr == b.BindAddr && a.Period == b.Period && a.Timeout == b.Timeout
 }
 
 // MemberlistConfig maps a cluster's settings onto memberlist (see the
@@ -609,6 +659,8 @@ func (c *Cluster) rejoin() {
 			t.Stop()
 			return
 		case <-t.C:
+		case <-c.kick:
+			t.Stop()
 		}
 		c.joinMissing()
 	}

@@ -30,7 +30,7 @@ var clusterElement = config.Element{
 	Doc:      "One cluster: the nodes listed are its members and the seeds this process joins.",
 	Attrs: []config.Attr{
 		{Name: "name", Type: config.TypeString, Required: true, Pattern: `[A-Za-z0-9_][A-Za-z0-9_.-]*`, Doc: "Name of the cluster, unique in the process (letters, digits, `_`, `.`, `-`)."},
-		{Name: "port", Type: config.TypeInt, Required: true, Doc: "UDP and TCP port this process binds for the cluster's gossip (on all addresses)."},
+		{Name: "port", Type: config.TypeInt, Required: true, Doc: "libmtev's port to bind. Each process binds the port of its own `<node>` (they agree in a working libmtev cluster); an update writes that port here."},
 		{Name: "period", Type: config.TypeInt, Default: "200", Doc: "Milliseconds between failure-detector probes (memberlist's probe interval), 1 to 5000."},
 		{Name: "timeout", Type: config.TypeInt, Default: "5000", Doc: "Milliseconds after which an unresponsive node is declared dead; at least `period`. Sets memberlist's suspicion timeout."},
 		{Name: "maturity", Type: config.TypeInt, Doc: "Milliseconds a node must have been up before it counts (ring, oldest node); default `timeout`."},
