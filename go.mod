@@ -4,8 +4,10 @@ go 1.26.8
 
 require (
 	github.com/beevik/etree v1.8.1
+	github.com/cespare/xxhash/v2 v2.3.0
 	github.com/go-delve/delve v1.27.2
 	github.com/google/renameio/v2 v2.0.2
+	github.com/hashicorp/memberlist v0.7.0
 	github.com/maruel/panicparse/v2 v2.5.0
 	github.com/openhistogram/circonusllhist v0.4.1
 	github.com/panjf2000/gnet/v2 v2.9.7
@@ -15,7 +17,6 @@ require (
 )
 
 require (
-	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/cilium/ebpf v0.22.0 // indirect
 	github.com/google/btree v1.1.3 // indirect
 	github.com/hashicorp/errwrap v1.1.0 // indirect
@@ -25,7 +26,6 @@ require (
 	github.com/hashicorp/go-multierror v1.1.1 // indirect
 	github.com/hashicorp/go-sockaddr v1.0.7 // indirect
 	github.com/hashicorp/golang-lru v1.0.2 // indirect
-	github.com/hashicorp/memberlist v0.7.0 // indirect
 	github.com/mattn/go-colorable v0.1.14 // indirect
 	github.com/mattn/go-isatty v0.0.20 // indirect
 	github.com/miekg/dns v1.1.73 // indirect

@@ -122,6 +122,10 @@ type Options struct {
 	Logs *log.Graph
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+
+	// adopt receives newer configurations fetched from other nodes; the
+	// Manager sets it. It must not block.
+	adopt func(cfg Config, from string)
 }
 
 // Errors of Start and Update.
@@ -179,6 +183,10 @@ const (
 	evUpdate
 	evLeave
 	evContact
+	// evWant: a node asks for our configuration (name is who asks).
+	evWant
+	// evConfig: a node sent its configuration (meta holds the XML).
+	evConfig
 )
 
 type event struct {
@@ -575,7 +583,18 @@ func (c *Cluster) events() {
 		c.queue = nil
 		c.qmu.Unlock()
 		for _, e := range batch {
+			switch e.kind {
+			case evWant:
+				c.sendConfig(e.name)
+				continue
+			case evConfig:
+				c.adoptConfig(e.name, e.meta)
+				continue
+			}
 			if ch, ok := c.apply(e); ok {
+				if ch.Flags&(Joined|Rebooted|ChangedSeq) != 0 && !ch.Node.Self && ch.Node.Seq > c.Config().Seq {
+					c.askConfig(ch.Node.ID)
+				}
 				if c.opts.OnChange != nil {
 					c.opts.OnChange(ch)
 				}
@@ -644,6 +663,69 @@ func (c *Cluster) apply(e event) (Change, bool) {
 	}
 	c.debugf("node %s (%s): %s", ns.cfg.ID, ns.cfg.CN, flags)
 	return Change{Cluster: c, Node: c.snapshotLocked(ns, e.at), Old: old, Flags: flags}, true
+}
+
+// member returns memberlist's node of a configured, alive node.
+func (c *Cluster) member(id string) (*memberlist.Node, *memberlist.Memberlist) {
+	c.mu.RLock()
+	ml := c.ml
+	_, configured := c.nodes[id]
+	c.mu.RUnlock()
+	if !configured {
+		return nil, ml
+	}
+	for _, m := range ml.Members() {
+		if m.Name == id {
+			return m, ml
+		}
+	}
+	return nil, ml
+}
+
+// askConfig asks a node that gossips a higher seq for its configuration.
+func (c *Cluster) askConfig(id string) {
+	n, ml := c.member(id)
+	if n == nil {
+		return
+	}
+	if err := ml.SendReliable(n, append([]byte{msgWant}, c.opts.MyID...)); err != nil {
+		c.debugf("asking %s for its configuration: %v", id, err)
+	}
+}
+
+// sendConfig answers a configured node's request for our configuration.
+func (c *Cluster) sendConfig(id string) {
+	n, ml := c.member(id)
+	if n == nil {
+		c.debugf("configuration asked by %s: not a configured member", id)
+		return
+	}
+	msg := append([]byte{msgConfig}, c.opts.MyID...)
+	msg = append(msg, '\n')
+	msg = append(msg, fragment(clusterXML(c.Config(), true))...)
+	if err := ml.SendReliable(n, msg); err != nil {
+		c.debugf("sending our configuration to %s: %v", id, err)
+	}
+}
+
+// adoptConfig hands a newer configuration from a configured node to the
+// owner (the Manager), which applies it off this goroutine.
+func (c *Cluster) adoptConfig(from string, body []byte) {
+	if n, _ := c.member(from); n == nil {
+		c.debugf("configuration from %s: not a configured member", from)
+		return
+	}
+	cfg, err := ParseBody(body)
+	if err != nil {
+		c.errorf("configuration from %s: %v", from, err)
+		return
+	}
+	if cfg.Name != c.Name() || cfg.Seq <= c.Config().Seq {
+		return
+	}
+	if c.opts.adopt != nil {
+		c.opts.adopt(cfg, from)
+	}
 }
 
 // rejoin keeps trying the configured nodes that are not members.
@@ -760,8 +842,28 @@ func (w logWriter) Write(p []byte) (int, error) {
 // every method returns at once.
 type delegate struct{ c *Cluster }
 
-func (d *delegate) NodeMeta(limit int) []byte                  { return d.c.selfMeta() }
-func (d *delegate) NotifyMsg([]byte)                           {}
+func (d *delegate) NodeMeta(limit int) []byte { return d.c.selfMeta() }
+
+// Messages between nodes (memberlist's reliable user messages).
+const (
+	msgWant   = 'W' // followed by the asking node's id
+	msgConfig = 'C' // followed by the sender's id, a newline, the <cluster> XML
+)
+
+func (d *delegate) NotifyMsg(b []byte) {
+	if len(b) < 2 {
+		return
+	}
+	switch b[0] {
+	case msgWant:
+		d.c.enqueue(event{kind: evWant, name: string(b[1:]), at: d.c.now()})
+	case msgConfig:
+		from, body, ok := bytes.Cut(b[1:], []byte{'\n'})
+		if ok {
+			d.c.enqueue(event{kind: evConfig, name: string(from), meta: bytes.Clone(body), at: d.c.now()})
+		}
+	}
+}
 func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
 func (d *delegate) LocalState(join bool) []byte                { return nil }
 func (d *delegate) MergeRemoteState(buf []byte, join bool)     {}

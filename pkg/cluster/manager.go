@@ -23,6 +23,15 @@ type Manager struct {
 	mu       sync.Mutex // serialises Update and Close; held while a cluster starts or stops
 	clusters map[string]*Cluster
 	closed   bool
+
+	adoptq chan adoption
+	stop   chan struct{}
+	wg     sync.WaitGroup
+}
+
+type adoption struct {
+	cfg  Config
+	from string
 }
 
 // NewManager starts every cluster of conf's <clusters> section (nil conf:
@@ -34,7 +43,15 @@ func NewManager(conf *config.Config, opts Options) (*Manager, error) {
 	if opts.Boot.IsZero() {
 		opts.Boot = time.Now()
 	}
-	m := &Manager{opts: opts, conf: conf, clusters: map[string]*Cluster{}}
+	m := &Manager{opts: opts, conf: conf, clusters: map[string]*Cluster{}, adoptq: make(chan adoption, 16), stop: make(chan struct{})}
+	m.opts.adopt = func(cfg Config, from string) {
+		select {
+		case m.adoptq <- adoption{cfg, from}:
+		default: // busy: the node asks again on its next change
+		}
+	}
+	m.wg.Add(1)
+	go m.adoptLoop()
 	var s Settings
 	if conf != nil {
 		var err error
@@ -279,14 +296,42 @@ func (m *Manager) writeBack(cfg Config, flush bool) error {
 	return nil
 }
 
+// adoptLoop applies configurations fetched from members that gossip a
+// higher seq, so that a topology posted to one node reaches all.
+func (m *Manager) adoptLoop() {
+	defer m.wg.Done()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case a := <-m.adoptq:
+			out, err := m.Update(a.cfg, false)
+			switch {
+			case errors.Is(err, ErrStaleSeq):
+			case err != nil:
+				m.errorf("cluster %s: adopting seq %d from %s: %v", a.cfg.Name, a.cfg.Seq, a.from, err)
+			default:
+				if m.opts.Logs != nil {
+					m.opts.Logs.Facility("notice/cluster").Printf("cluster %s: adopted seq %d from %s (%s)", a.cfg.Name, a.cfg.Seq, a.from, [...]string{"created", "updated", "restarted"}[out])
+				}
+			}
+		}
+	}
+}
+
 // Close leaves and stops every cluster. It is idempotent.
 func (m *Manager) Close() error {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if m.closed {
+		m.mu.Unlock()
 		return nil
 	}
 	m.closed = true
+	close(m.stop)
+	m.mu.Unlock()
+	m.wg.Wait()
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	var errs []error
 	for _, c := range m.clusters {
 		errs = append(errs, c.Close())
