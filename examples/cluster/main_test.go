@@ -39,12 +39,18 @@ func nodeID(i int) string { return fmt.Sprintf("00000000-0000-4000-8000-%012d", 
 func freePorts(t *testing.T, n int) []int {
 	t.Helper()
 	var out []int
+	seen := map[int]bool{}
 	for len(out) < n {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
 		port := l.Addr().(*net.TCPAddr).Port
+		if seen[port] {
+			l.Close()
+			continue
+		}
+		seen[port] = true
 		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
 		l.Close()
 		if err == nil {

@@ -33,7 +33,7 @@ var clusterElement = config.Element{
 		{Name: "port", Type: config.TypeInt, Required: true, Doc: "libmtev's port to bind. Each process binds the port of its own `<node>` (they agree in a working libmtev cluster); an update writes that port here."},
 		{Name: "period", Type: config.TypeInt, Default: "200", Doc: "Milliseconds between failure-detector probes (memberlist's probe interval), 1 to 5000."},
 		{Name: "timeout", Type: config.TypeInt, Default: "5000", Doc: "Milliseconds after which an unresponsive node is declared dead; at least `period`. Sets memberlist's suspicion timeout."},
-		{Name: "maturity", Type: config.TypeInt, Doc: "Milliseconds a node must have been up before it counts (ring, oldest node); default `timeout`."},
+		{Name: "maturity", Type: config.TypeInt, Doc: "Milliseconds a node must have been up (by its gossiped boot time) before it counts in the ring; default `timeout`."},
 		{Name: "key", Type: config.TypeString, Doc: "Shared secret: gossip is encrypted with AES-256-GCM under SHA-256(key). A node with another key is refused. Without it gossip is plain text."},
 		{Name: "seq", Type: config.TypeInt, Required: true, Doc: "Version of this cluster's configuration; an update must carry a higher one."},
 	},

@@ -12,12 +12,18 @@ import (
 func freePorts(t testing.TB, n int) []int {
 	t.Helper()
 	var out []int
+	seen := map[int]bool{}
 	for len(out) < n {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
 		port := l.Addr().(*net.TCPAddr).Port
+		if seen[port] {
+			l.Close()
+			continue
+		}
+		seen[port] = true
 		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
 		l.Close()
 		if err != nil {
