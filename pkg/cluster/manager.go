@@ -133,6 +133,31 @@ const (
 // (ErrStaleSeq otherwise). The change is written back to the living
 // config (at once with flush, else after the config's coalescing delay).
 func (m *Manager) Update(cfg Config, flush bool) (Outcome, error) {
+	return m.update(cfg, true, flush)
+}
+
+// Reload applies the <clusters> section of the living config after it was
+// reloaded (SIGHUP): clusters whose seq went up are updated, new ones
+// start. Nothing is written back; clusters removed from the file keep
+// running (as in libmtev, a topology is replaced, never dropped).
+func (m *Manager) Reload() error {
+	if m.conf == nil {
+		return nil
+	}
+	s, err := ReadConfig(m.conf)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, cc := range s.Clusters {
+		if _, err := m.update(cc, false, false); err != nil && !errors.Is(err, ErrStaleSeq) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (m *Manager) update(cfg Config, write, flush bool) (Outcome, error) {
 	sortNodes(cfg.Nodes)
 	if err := cfg.check(); err != nil {
 		return 0, fmt.Errorf("cluster: update %s: %w: %v", cfg.Name, config.ErrInvalid, err)
@@ -189,7 +214,7 @@ func (m *Manager) Update(cfg Config, flush bool) (Outcome, error) {
 			out = Restarted
 		}
 	}
-	if m.conf != nil {
+	if m.conf != nil && write {
 		if err := m.writeBack(cfg, flush); err != nil {
 			return out, err
 		}

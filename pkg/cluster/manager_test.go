@@ -230,3 +230,47 @@ func status(t *testing.T, method, url, body string) int {
 	}
 	return resp.StatusCode
 }
+
+func TestManagerReload(t *testing.T) {
+	ports := freePorts(t, 2)
+	conf, path := loadConf(t, confFor(ports, 1, 1, "k"))
+	if err := conf.Set("//clusters/@my_id", nodeID(1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := conf.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewManager(conf, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	b, _ := os.ReadFile(path)
+	next := strings.Replace(string(b), `seq="1"`, `seq="3"`, 1)
+	next = strings.Replace(next, "</cluster>", fmt.Sprintf(`<node id="%s" cn="n2" address="127.0.0.1" port="%d"/></cluster>`, nodeID(2), ports[1]), 1)
+	if err := os.WriteFile(path, []byte(next), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conf.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := m.Cluster("c")
+	if cfg := c.Config(); cfg.Seq != 3 || len(cfg.Nodes) != 2 {
+		t.Errorf("after reload: seq %d, %d nodes", cfg.Seq, len(cfg.Nodes))
+	}
+	// A bad file is refused with file:line and the clusters stay.
+	if err := os.WriteFile(path, []byte(strings.Replace(next, `seq="3"`, `seq="x"`, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conf.Reload(); err == nil {
+		if err := m.Reload(); err == nil || !strings.Contains(err.Error(), "app.conf:3") {
+			t.Errorf("bad reload: %v", err)
+		}
+	}
+	if cfg := c.Config(); cfg.Seq != 3 {
+		t.Errorf("bad file changed the cluster: seq %d", cfg.Seq)
+	}
+}
