@@ -50,9 +50,13 @@ func BenchmarkFailureDetection(b *testing.B) {
 	})
 }
 
-// BenchmarkConvergence: N members in one process on loopback ports
-// (period 1 s, timeout 5 s); one crashes; the figure is the time until
-// every other member has reported it DIED.
+// BenchmarkConvergence: N members in one process on loopback ports;
+// once all see all, one crashes. join-ms is the time until every member
+// counts N members, converge-ms the time from the crash until every other
+// member has reported it DIED. Each phase is bounded (joinBound,
+// convergeBound); a phase that runs out reports the share of members that
+// got there (joined-share, died-share) instead of failing, so the figure
+// stays bounded on a loaded machine.
 func BenchmarkConvergence(b *testing.B) {
 	for _, n := range []int{100, 1000} {
 		b.Run(fmt.Sprintf("members-%d", n), func(b *testing.B) {
@@ -63,12 +67,18 @@ func BenchmarkConvergence(b *testing.B) {
 	}
 }
 
+const (
+	joinBound     = 90 * time.Second
+	convergeBound = time.Minute
+)
+
 func convergeOnce(b *testing.B, n int) {
 	ports := freePorts(b, n)
 	cfg := testConfig("conv", ports)
-	cfg.Period, cfg.Timeout = time.Second, 5*time.Second
+	// Timers for a big cluster on a shared machine.
+	cfg.Period, cfg.Timeout = time.Second, 10*time.Second
 	var died atomic.Int64
-	victim := nodeID(n)
+	victim := nodeID(1) // started first, so always running
 	var mu sync.Mutex
 	var last time.Time
 	onChange := func(c Change) {
@@ -80,9 +90,24 @@ func convergeOnce(b *testing.B, n int) {
 		}
 	}
 	members := make([]*Cluster, n)
+	defer func() {
+		var wg sync.WaitGroup
+		for _, c := range members {
+			if c != nil {
+				wg.Add(1)
+				go func() { defer wg.Done(); c.Kill() }()
+			}
+		}
+		wg.Wait()
+	}()
+	t0 := time.Now()
+	deadline := time.Now().Add(joinBound)
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, 16)
+	sem := make(chan struct{}, 8)
 	for i := range n {
+		if time.Now().After(deadline) {
+			break // the members not started count as not joined
+		}
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
@@ -93,37 +118,41 @@ func convergeOnce(b *testing.B, n int) {
 				b.Error(err)
 				return
 			}
+			mu.Lock()
 			members[i] = c
+			mu.Unlock()
 		}()
 	}
 	wg.Wait()
 	if b.Failed() {
 		b.FailNow()
 	}
-	defer func() {
+	joined := func() int {
+		k := 0
 		for _, c := range members {
-			c.Kill()
+			if c != nil && c.ml.NumMembers() == n {
+				k++
+			}
 		}
-	}()
-	t0 := time.Now()
-	lastLog := time.Now()
-	eventually(b, 2*time.Minute, "all members see all", func() bool {
-		lo, hi := n, 0
-		for _, c := range members {
-			k := c.ml.NumMembers()
-			lo, hi = min(lo, k), max(hi, k)
-		}
-		if time.Since(lastLog) > 5*time.Second {
-			b.Logf("%v: members seen %d to %d", time.Since(t0).Round(time.Second), lo, hi)
-			lastLog = time.Now()
-		}
-		return lo == n
-	})
+		return k
+	}
+	for joined() < n && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
 	b.ReportMetric(msOf(time.Since(t0)), "join-ms")
+	b.ReportMetric(float64(joined())/float64(n), "joined-share")
 	t1 := time.Now()
-	members[n-1].Kill()
-	eventually(b, 5*time.Minute, "every member reports the crash", func() bool { return died.Load() >= int64(n-1) })
+	members[0].Kill()
+	deadline = time.Now().Add(convergeBound)
+	for died.Load() < int64(n-1) && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
 	mu.Lock()
-	b.ReportMetric(msOf(last.Sub(t1)), "converge-ms")
+	if died.Load() >= int64(n-1) {
+		b.ReportMetric(msOf(last.Sub(t1)), "converge-ms")
+	} else {
+		b.ReportMetric(msOf(time.Since(t1)), "converge-ms")
+	}
 	mu.Unlock()
+	b.ReportMetric(float64(died.Load())/float64(n-1), "died-share")
 }

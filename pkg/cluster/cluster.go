@@ -780,6 +780,11 @@ func (c *Cluster) joinMissing() {
 		todo = todo[:maxJoinRound]
 	}
 	for _, n := range todo {
+		select {
+		case <-c.stop:
+			return // Close and Kill wait for this goroutine
+		default:
+		}
 		_, err := ml.Join([]string{n.ID + "/" + n.Addr()})
 		c.mu.Lock()
 		if ns := c.nodes[n.ID]; ns != nil {
