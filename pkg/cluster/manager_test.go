@@ -274,3 +274,37 @@ func TestManagerReload(t *testing.T) {
 		t.Errorf("bad file changed the cluster: seq %d", cfg.Seq)
 	}
 }
+
+func TestManagerSeveralClusters(t *testing.T) {
+	ports := freePorts(t, 2)
+	xml := fmt.Sprintf(`<app><clusters my_id="%[1]s">
+  <cluster name="one" port="%[2]d" period="50" timeout="500" seq="1"><node id="%[1]s" cn="me" address="127.0.0.1" port="%[2]d"/></cluster>
+  <cluster name="two" port="%[3]d" period="50" timeout="500" seq="9" key="k"><node id="%[1]s" cn="me" address="127.0.0.1" port="%[3]d"/></cluster>
+</clusters></app>`, nodeID(1), ports[0], ports[1])
+	conf, _ := loadConf(t, xml)
+	m, err := NewManager(conf, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	cs := m.Clusters()
+	if len(cs) != 2 || cs[0].Name() != "one" || cs[1].Name() != "two" || cs[1].Config().Seq != 9 {
+		t.Fatalf("clusters: %v", cs)
+	}
+	// Each holds its own port: a second manager on the same file fails
+	// as a whole and leaves nothing running.
+	if _, err := NewManager(conf, Options{}); err == nil {
+		t.Fatal("second manager bound the same ports")
+	}
+	mx := &mux{}
+	if err := m.Mount(mx); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(mx)
+	defer srv.Close()
+	var topo TopologyJSON
+	getJSON(t, srv.URL+"/cluster.json", &topo)
+	if len(topo.Clusters) != 2 || topo.Clusters["two"].Seq != 9 {
+		t.Errorf("%+v", topo)
+	}
+}
