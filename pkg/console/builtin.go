@@ -34,6 +34,12 @@ type Runtime struct {
 	// Reload re-reads the configuration file ("configure reload"); nil
 	// falls back to Config.Reload.
 	Reload func() ([]string, error)
+	// Modules lists the modules ("show modules").
+	Modules func() (Listing, error)
+	// Clusters shows the clusters, or the one named ("show cluster
+	// [NAME]"); ClusterNames completes NAME.
+	Clusters     func(args []string) (Listing, error)
+	ClusterNames func() []string
 }
 
 // Heart is one heart, for "show hearts".
@@ -65,7 +71,7 @@ var ErrUnavailable = errors.New("not available in this process")
 func unavailable(what string) error { return fmt.Errorf("console: %s: %w", what, ErrUnavailable) }
 
 func init() {
-	Register("show", nil, nil).Describe("show state: version, eventer, log, conf, hearts, incidents")
+	Register("show", nil, nil).Describe("show state: version, eventer, log, conf, hearts, incidents, hooks, modules, cluster")
 	Register("show version", showVersion, nil).Describe("build and system information")
 	Register("show hearts", showHearts, nil).Describe("the hearts the supervisor watches: name, slot, timeout, age")
 	Register("show incidents", showIncidents, nil).Describe("show incidents [N]: the newest N incidents (default 10)")

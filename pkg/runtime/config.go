@@ -3,6 +3,7 @@ package runtime
 import (
 	"fmt"
 
+	"github.com/mtev-supervise/mtev-supervise/pkg/cluster"
 	"github.com/mtev-supervise/mtev-supervise/pkg/config"
 	"github.com/mtev-supervise/mtev-supervise/pkg/eventer"
 	"github.com/mtev-supervise/mtev-supervise/pkg/listener"
@@ -32,7 +33,7 @@ func init() { config.Register(EventerSection) }
 // loadConfig reads the application's configuration file, validating the
 // sections the runtime reads, and applies <eventer> over app.Eventer.
 func loadConfig(app *App, rt *Runtime) error {
-	c, err := config.Load(app.ConfigFile, config.Options{Sections: []config.Section{EventerSection, log.ConfigSection, module.Section, listener.Section, rest.Section}})
+	c, err := config.Load(app.ConfigFile, config.Options{Sections: []config.Section{EventerSection, log.ConfigSection, module.Section, listener.Section, rest.Section, cluster.Section}})
 	if err != nil {
 		return err
 	}
@@ -101,6 +102,11 @@ func (rt *Runtime) Reload() ([]string, error) {
 	}
 	if err := rt.reloadHTTP(); err != nil {
 		return changed, err
+	}
+	if rt.Clusters != nil {
+		if err := rt.Clusters.Reload(); err != nil {
+			return changed, err
+		}
 	}
 	return changed, nil
 }

@@ -5,15 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/mtev-supervise/mtev-supervise/pkg/console"
-	"github.com/mtev-supervise/mtev-supervise/pkg/journal"
 	"github.com/mtev-supervise/mtev-supervise/pkg/listener"
+	"github.com/mtev-supervise/mtev-supervise/pkg/runtime/builtin"
 	"github.com/mtev-supervise/mtev-supervise/pkg/trace"
 	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog"
 )
@@ -141,7 +139,7 @@ func consoleRuntime(app App, rt *Runtime, stop context.CancelFunc) console.Runti
 			if stateDir == "" {
 				return nil, fmt.Errorf("runtime: no state directory")
 			}
-			return incidents(watchdog.JournalDir(stateDir), service, n)
+			return incidents(stateDir, service, n)
 		},
 		Restart: func() error {
 			_, err := control("restart")
@@ -159,6 +157,18 @@ func consoleRuntime(app App, rt *Runtime, stop context.CancelFunc) console.Runti
 	if rt.Config != nil {
 		r.Reload = rt.Reload
 	}
+	if rt.Modules != nil {
+		r.Modules = func() (console.Listing, error) {
+			return console.Listing{Value: rt.Modules.List(), Text: rt.Modules.Show}, nil
+		}
+	}
+	if m := rt.Clusters; m != nil {
+		r.Clusters = func(args []string) (console.Listing, error) {
+			v, err := m.Topology(args)
+			return console.Listing{Value: v, Text: func(w io.Writer) error { return m.ShowCluster(w, args) }}, err
+		}
+		r.ClusterNames = func() []string { return m.CompleteCluster("") }
+	}
 	return r
 }
 
@@ -171,31 +181,16 @@ func (rt *Runtime) crashLoop(index int) error {
 	return p.Loop(index).Post(crashNow)
 }
 
-// incidents reads the newest n records of service from the journal in dir,
-// newest first.
-func incidents(dir, service string, n int) ([]console.Incident, error) {
-	r, err := journal.NewReader(dir)
-	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, journal.ErrNotJournal) {
-		return nil, nil
-	}
+// incidents reads the newest n records of service from the journal of
+// stateDir, newest first.
+func incidents(stateDir, service string, n int) ([]console.Incident, error) {
+	recs, err := builtin.ReadIncidents(stateDir, service, n)
 	if err != nil {
 		return nil, fmt.Errorf("runtime: incidents: %w", err)
 	}
-	defer r.Close()
-	var out []console.Incident
-	for {
-		e, err := r.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("runtime: incidents: %w", err)
-		}
-		rec, err := trace.Decode(e.Data)
-		if err != nil || rec.Service != service {
-			continue
-		}
-		in := console.Incident{ID: strconv.FormatUint(e.Seq, 10), Time: rec.Time, Reason: string(rec.Reason),
+	out := make([]console.Incident, 0, len(recs))
+	for _, rec := range recs {
+		in := console.Incident{ID: rec.ID, Time: rec.Time, Reason: string(rec.Reason),
 			Action: string(rec.Action), Culprit: trace.Summary(rec), Fingerprint: trace.ShortFingerprint(trace.Fingerprint(rec))}
 		if rec.Exit != nil {
 			in.Exit = rec.Exit.String()
@@ -204,12 +199,6 @@ func incidents(dir, service string, n int) ([]console.Incident, error) {
 			in.Heart = rec.Stall.Heart
 		}
 		out = append(out, in)
-	}
-	if len(out) > n {
-		out = out[len(out)-n:]
-	}
-	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-		out[i], out[j] = out[j], out[i]
 	}
 	return out, nil
 }

@@ -2,6 +2,8 @@ package runtime
 
 import (
 	"context"
+	"github.com/mtev-supervise/mtev-supervise/pkg/hook"
+	"github.com/mtev-supervise/mtev-supervise/pkg/rest"
 
 	"github.com/mtev-supervise/mtev-supervise/pkg/module"
 )
@@ -40,4 +42,21 @@ func moduleHost(rt *Runtime) module.Host {
 			Elapsed: s.Elapsed, Deadline: s.Deadline, Labels: s.Labels, PID: s.PID, Hard: s.Hard})
 	}
 	return h
+}
+
+// mountExtensions serves what the extension layers list: /mtev/hooks.json
+// on the router, and the modules in the capabilities document.
+func (rt *Runtime) mountExtensions() error {
+	if rt.Router == nil {
+		return nil
+	}
+	if err := hook.Mount(rt.Router); err != nil {
+		return err
+	}
+	var mods []rest.Module
+	for _, m := range rt.Modules.List() {
+		mods = append(mods, rest.Module{Type: m.Type, Name: m.Name})
+	}
+	rt.Router.SetModules(mods)
+	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mtev-supervise/mtev-supervise/pkg/cluster"
 	"github.com/mtev-supervise/mtev-supervise/pkg/config"
 	"github.com/mtev-supervise/mtev-supervise/pkg/console"
 	"github.com/mtev-supervise/mtev-supervise/pkg/eventer"
@@ -82,6 +83,9 @@ type Runtime struct {
 	// Modules are the modules of the <modules> section (nil without a
 	// configuration file), up before App.Start.
 	Modules *module.Set
+	// Clusters are the clusters of the <clusters> section (nil without
+	// one), joined before App.Start.
+	Clusters *cluster.Manager
 	// Console is the console server when App.Console is set.
 	Console *console.Server
 	// Router is the HTTP/REST router of every HTTP listener, configured
@@ -394,6 +398,14 @@ func serve(ctx context.Context, app App, rt *Runtime) error {
 		return err
 	}
 	defer rt.Modules.Close()
+	leave, err := rt.startClusters()
+	if err != nil {
+		return err
+	}
+	defer leave()
+	if err := rt.mountExtensions(); err != nil {
+		return err
+	}
 	if err := childStarted(app, rt); err != nil {
 		return err
 	}
