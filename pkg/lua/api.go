@@ -329,6 +329,28 @@ func (s *State) confGet(kind string) glua.LGFunction {
 		}
 		const none = "\x00none"
 		x, err := c.String(path, none)
+		if err == nil && x != none {
+			switch kind {
+			case "integer":
+				var n int64
+				if n, err = c.Int(path, 0); err == nil {
+					L.Push(glua.LNumber(n))
+					return 1
+				}
+			case "boolean":
+				var b bool
+				if b, err = c.Bool(path, false); err == nil {
+					L.Push(glua.LBool(b))
+					return 1
+				}
+			case "float":
+				var f float64
+				if f, err = c.Float(path, 0); err == nil {
+					L.Push(glua.LNumber(f))
+					return 1
+				}
+			}
+		}
 		if err != nil {
 			L.RaiseError("mtev.conf_get_%s: %v", kind, err)
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"runtime/pprof"
 	"strings"
 	"sync"
@@ -143,6 +144,7 @@ type task struct {
 	waiting bool           // a Go function arranged its wake-up
 	timer   *eventer.Timer // sleep or waitfor timeout
 	waitKey string
+	tail    bool // yielded from a tail call: the wake-up's values are the results
 }
 
 // NewState makes a state on opts.Loop with Lua's standard libraries and the
@@ -340,7 +342,7 @@ func (s *State) Function(module string, mod glua.LValue, function string) (*glua
 func (s *State) Load(name, src string, done func([]glua.LValue, error)) {
 	fn, err := s.L.Load(strings.NewReader(src), name)
 	if err != nil {
-		done(nil, fmt.Errorf("lua: %w", err))
+		done(nil, fmt.Errorf("lua: %s", fileLine(err.Error())))
 		return
 	}
 	s.Spawn(fn, nil, done)
@@ -384,6 +386,13 @@ func (s *State) resume(t *task, args ...glua.LValue) {
 	if s.closed {
 		return
 	}
+	if t.tail {
+		// It yielded from a tail call (return mtev.sleep(1)): the
+		// frame that would receive the values is gone, so they are the
+		// coroutine's results.
+		s.end(t, args, nil)
+		return
+	}
 	t.waiting = false
 	s.current = t
 	if s.deadline > 0 {
@@ -410,7 +419,19 @@ func (s *State) resume(t *task, args ...glua.LValue) {
 	case glua.ResumeError:
 		err = s.failure(err, fired, elapsed)
 		vals = nil
+	case glua.ResumeOK:
+		if t.waiting {
+			// gopher-lua reports a yield from a tail-called Go
+			// function as the end of the coroutine.
+			t.tail = true
+			return
+		}
 	}
+	s.end(t, vals, err)
+}
+
+// end finishes a task.
+func (s *State) end(t *task, vals []glua.LValue, err error) {
 	delete(s.tasks, t.co)
 	if t.timer != nil {
 		t.timer.Stop()
@@ -439,6 +460,13 @@ func (s *State) failure(err error, fired bool, elapsed time.Duration) error {
 		}
 	}
 	if !fired {
+		if api != nil {
+			if m, ok := api.Object.(glua.LString); ok {
+				if fixed := fileLine(string(m)); fixed != string(m) {
+					return fmt.Errorf("lua: %s: %s", s.opts.Name, fixed)
+				}
+			}
+		}
 		return fmt.Errorf("lua: %s: %w", s.opts.Name, err)
 	}
 	msg := err.Error()
@@ -462,6 +490,15 @@ func (s *State) failure(err error, fired bool, elapsed time.Duration) error {
 		})
 	}
 	return ie
+}
+
+// parseErr matches gopher-lua's compile errors ("f.lua line:3(column:7)
+// near '=':   syntax error").
+var parseErr = regexp.MustCompile(`(\S+) line:(\d+)\(column:(\d+)\) near '([^']*)':\s+(.*)`)
+
+// fileLine rewrites compile errors in msg as "f.lua:3:7: syntax error near '='".
+func fileLine(msg string) string {
+	return parseErr.ReplaceAllString(msg, "$1:$2:$3: $5 near '$4'")
 }
 
 // arm starts the interrupt timer for one resume and returns the context the
