@@ -117,6 +117,7 @@ type State struct {
 	current   *task
 	socks     []*sock
 	preloaded bool
+	require   *glua.LFunction
 	nextID    int
 
 	// Interrupt: a timer armed around each resume cancels the context
@@ -301,12 +302,17 @@ func (s *State) Call(module, function string, args []glua.LValue, done func([]gl
 // Require runs require(module) in a coroutine (under the interrupt
 // deadline) and gives done its value. On the loop.
 func (s *State) Require(module string, done func(glua.LValue, error)) {
-	req, ok := s.L.GetGlobal("require").(*glua.LFunction)
-	if !ok {
-		done(nil, fmt.Errorf("lua: %s: require is missing", s.opts.Name))
-		return
+	if s.require == nil {
+		// A Lua function calls require: gopher-lua's module() looks for
+		// a Lua caller, which a coroutine started on require lacks.
+		fn, err := s.L.Load(strings.NewReader("return require((...))"), "=require")
+		if err != nil {
+			done(nil, fmt.Errorf("lua: %s: %w", s.opts.Name, err))
+			return
+		}
+		s.require = fn
 	}
-	s.Spawn(req, []glua.LValue{glua.LString(module)}, func(v []glua.LValue, err error) {
+	s.Spawn(s.require, []glua.LValue{glua.LString(module)}, func(v []glua.LValue, err error) {
 		if err != nil {
 			done(nil, fmt.Errorf("lua: require %s: %w", module, err))
 			return
