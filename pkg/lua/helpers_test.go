@@ -29,6 +29,27 @@ func startEventer(t *testing.T, n int, timeout time.Duration) *eventer.System {
 	return ev
 }
 
+// startEventerB is startEventer for benchmarks: n loops, no heart timeout.
+func startEventerB(b *testing.B, n int) *eventer.System {
+	b.Helper()
+	ev, err := eventer.New(eventer.Options{Concurrency: n})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := ev.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(ev.Stop)
+	return ev
+}
+
+func writeFileB(b *testing.B, path, src string) {
+	b.Helper()
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		b.Fatal(err)
+	}
+}
+
 // syncBuf is a bytes.Buffer safe for the loop and the test.
 type syncBuf struct {
 	mu sync.Mutex

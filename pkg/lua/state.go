@@ -118,6 +118,7 @@ type State struct {
 	socks     []*sock
 	preloaded bool
 	require   *glua.LFunction
+	handlers  map[string]*glua.LFunction // lua_web: module → handler
 	nextID    int
 
 	// Interrupt: a timer armed around each resume cancels the context
@@ -167,7 +168,15 @@ func NewState(opts Options) (*State, error) {
 		opts.Margin = DefaultMargin
 	}
 	s := &State{
-		L:       glua.NewState(),
+		// Coroutines are threads of their own: a small registry that
+		// grows on demand keeps spawning one cheap.
+		L: glua.NewState(glua.Options{
+			RegistrySize:        256,
+			RegistryMaxSize:     256 * 1024,
+			RegistryGrowStep:    256,
+			CallStackSize:       200,
+			MinimizeStackMemory: true,
+		}),
 		opts:    opts,
 		loop:    opts.Loop,
 		logs:    opts.Logs,

@@ -290,7 +290,22 @@ func (w *Web) run(s *State, m Mount, c *webCall) {
 			}
 		}
 	}
+	call := func(fn *glua.LFunction) {
+		restUD := s.L.NewUserData()
+		restUD.Value = c
+		restUD.Metatable = s.L.GetTypeMetatable("mtev.rest")
+		s.Spawn(fn, []glua.LValue{restUD, s.newHTTP(c)}, func(_ []glua.LValue, err error) {
+			if err != nil {
+				s.errs.Printf("lua_web %s %s: %v", m.Method, c.r.URL.Path, err)
+			}
+			c.finish(err)
+		})
+	}
 	start := func() {
+		if fn := s.handlers[m.Module]; fn != nil && !w.devMode {
+			call(fn)
+			return
+		}
 		s.Require(m.Module, func(mod glua.LValue, err error) {
 			if err != nil {
 				c.finish(err)
@@ -301,15 +316,11 @@ func (w *Web) run(s *State, m Mount, c *webCall) {
 				c.finish(err)
 				return
 			}
-			restUD := s.L.NewUserData()
-			restUD.Value = c
-			restUD.Metatable = s.L.GetTypeMetatable("mtev.rest")
-			s.Spawn(fn, []glua.LValue{restUD, s.newHTTP(c)}, func(_ []glua.LValue, err error) {
-				if err != nil {
-					s.errs.Printf("lua_web %s %s: %v", m.Method, c.r.URL.Path, err)
-				}
-				c.finish(err)
-			})
+			if s.handlers == nil {
+				s.handlers = map[string]*glua.LFunction{}
+			}
+			s.handlers[m.Module] = fn
+			call(fn)
 		})
 	}
 	if len(w.common.preloads) > 0 && !s.preloaded {
