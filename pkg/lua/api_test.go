@@ -298,3 +298,26 @@ func TestDeadline(t *testing.T) {
 		}
 	}
 }
+
+// pcall cannot swallow an interruption; a heartbeat from Lua restarts the
+// deadline.
+func TestInterruptNotCatchable(t *testing.T) {
+	ev := startEventer(t, 1, 0)
+	var beats atomic.Int64
+	s := newState(t, ev, 0, Options{Deadline: 200 * time.Millisecond, Heartbeat: func() { beats.Add(1) }})
+	r := runChunk(t, s, "local ok = pcall(function() while true do end end)\nreturn 'escaped'")
+	if !errors.Is(r.err, ErrInterrupted) {
+		t.Fatalf("got %v %v, want an interruption", r.vals, r.err)
+	}
+	r = runChunk(t, s, `
+		local s0, u0 = mtev.gettimeofday()
+		local t0 = s0 + u0 / 1e6
+		while true do
+			mtev.watchdog_child_heartbeat()
+			local s1, u1 = mtev.gettimeofday()
+			if s1 + u1 / 1e6 - t0 > 0.6 then return "done" end
+		end`)
+	if r.err != nil || r.vals[0] != "done" {
+		t.Fatalf("with heartbeats: %v %v", r.vals, r.err)
+	}
+}
