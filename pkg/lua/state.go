@@ -493,7 +493,6 @@ func (s *State) failure(err error, fired bool, elapsed time.Duration) error {
 		where = msg[:i]
 	}
 	ie := &InterruptError{Script: s.opts.Name, Where: where, Elapsed: elapsed, Deadline: s.deadline, Loop: s.loop.Name()}
-	s.errs.Printf("%v", ie)
 	if s.opts.OnStall != nil {
 		s.opts.OnStall(Stall{
 			Source:   "lua",
