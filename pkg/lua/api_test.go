@@ -321,3 +321,64 @@ func TestInterruptNotCatchable(t *testing.T) {
 		t.Fatalf("with heartbeats: %v %v", r.vals, r.err)
 	}
 }
+
+// The peer hangs up while no coroutine waits on the socket: what it sent
+// stays readable, then end of stream; a flood is read in pieces.
+func TestSocketHangupAndFlood(t *testing.T) {
+	ev := startEventer(t, 1, 0)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	flood := strings.Repeat("0123456789abcdef", 1<<16) // 1 MiB
+	go func() {
+		for i := 0; ; i++ {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			if i == 0 {
+				io.ReadFull(c, make([]byte, 3)) // "hi\n": connected
+				c.Write([]byte("bye\n"))
+				c.(*net.TCPConn).SetLinger(0)
+				c.Close() // reset: a hang-up the loop is told about
+				continue
+			}
+			go func() {
+				defer c.Close()
+				c.Write([]byte(flood))
+			}()
+		}
+	}()
+	port := ln.Addr().(*net.TCPAddr).Port
+	s := newState(t, ev, 0, Options{})
+	r := runChunk(t, s, fmt.Sprintf(`
+		local s = mtev.socket("inet")
+		assert(s:connect("127.0.0.1", %d) == 0)
+		s:write("hi\n")
+		mtev.sleep(0.1)
+		local a = s:read("\n")
+		local b = s:read(1)
+		return a, b`, port))
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if len(r.vals) != 2 || (r.vals[0] != "bye\n" && r.vals[0] != nil) || r.vals[1] != nil {
+		t.Fatalf("after a hang-up: %#v", r.vals)
+	}
+	r = runChunk(t, s, fmt.Sprintf(`
+		local s = mtev.socket("inet")
+		assert(s:connect("127.0.0.1", %d) == 0)
+		local parts, total = 0, 0
+		while true do
+			local p = s:recv(65536)
+			if not p then break end
+			parts, total = parts + 1, total + #p
+		end
+		s:close()
+		return total, parts > 1`, port))
+	if r.err != nil || r.vals[0] != int64(len(flood)) || r.vals[1] != true {
+		t.Fatalf("flood: %#v %v", r.vals, r.err)
+	}
+}

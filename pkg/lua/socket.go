@@ -177,7 +177,7 @@ func (k *sock) ready(f *eventer.FD, ready eventer.Interest) {
 			return
 		}
 		k.finish(glua.LNumber(0))
-	case "read":
+	case "read", "recv":
 		k.tryRead()
 	case "write":
 		k.tryWrite()
