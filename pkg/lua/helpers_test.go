@@ -29,6 +29,20 @@ func startEventer(t *testing.T, n int, timeout time.Duration) *eventer.System {
 	return ev
 }
 
+// startEventerF is startEventer for fuzz targets: one loop.
+func startEventerF(f *testing.F) *eventer.System {
+	f.Helper()
+	ev, err := eventer.New(eventer.Options{Concurrency: 1})
+	if err != nil {
+		f.Fatal(err)
+	}
+	if err := ev.Start(); err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(ev.Stop)
+	return ev
+}
+
 // startEventerB is startEventer for benchmarks: n loops, no heart timeout.
 func startEventerB(b *testing.B, n int) *eventer.System {
 	b.Helper()
