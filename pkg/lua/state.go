@@ -116,6 +116,7 @@ type State struct {
 	queued    map[string][][]glua.LValue // notifications nobody waited for yet
 	current   *task
 	socks     []*sock
+	free      []*glua.LState // finished threads, for reuse
 	preloaded bool
 	require   *glua.LFunction
 	handlers  map[string]*glua.LFunction // lua_web: module → handler
@@ -372,17 +373,34 @@ func (s *State) Spawn(fn *glua.LFunction, args []glua.LValue, done func([]glua.L
 		}
 		return
 	}
-	co, _ := s.L.NewThread()
+	co := s.thread()
 	s.nextID++
 	t := &task{id: s.nextID, co: co, fn: fn, done: done}
 	s.tasks[co] = t
 	s.resume(t, args...)
 }
 
+// maxFree bounds the finished threads kept for reuse.
+const maxFree = 64
+
+// thread returns a coroutine thread: one that finished cleanly, or a new
+// one. A thread costs a registry and a call stack; reusing them halves
+// what a lua_web request allocates.
+func (s *State) thread() *glua.LState {
+	if n := len(s.free); n > 0 {
+		co := s.free[n-1]
+		s.free = s.free[:n-1]
+		co.Dead = false
+		return co
+	}
+	co, _ := s.L.NewThread()
+	return co
+}
+
 // spawnLater queues a new coroutine behind the loop's pending callbacks:
 // how Lua code spawns (a resume must not start inside another).
 func (s *State) spawnLater(fn *glua.LFunction, args []glua.LValue) {
-	co, _ := s.L.NewThread()
+	co := s.thread()
 	s.nextID++
 	t := &task{id: s.nextID, co: co, fn: fn, waiting: true}
 	s.tasks[co] = t
@@ -448,6 +466,12 @@ func (s *State) resume(t *task, args ...glua.LValue) {
 // end finishes a task.
 func (s *State) end(t *task, vals []glua.LValue, err error) {
 	delete(s.tasks, t.co)
+	if err == nil && !t.tail && t.co.Dead && len(s.free) < maxFree {
+		// It returned from its function: gopher-lua marks it dead
+		// with an empty call stack, ready for another function.
+		t.co.SetTop(0)
+		s.free = append(s.free, t.co)
+	}
 	if t.timer != nil {
 		t.timer.Stop()
 	}
