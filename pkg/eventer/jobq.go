@@ -149,10 +149,11 @@ func (q *Queue) Name() string { return q.name }
 // SetConcurrency changes how many jobs may run at once, within [Min, Max].
 // Extra workers exit as they finish their jobs.
 func (q *Queue) SetConcurrency(n int) error {
+	q.mu.Lock()
 	if n < q.opts.Min || n > q.opts.Max {
+		q.mu.Unlock()
 		return fmt.Errorf("eventer: queue %s: concurrency %d outside [%d, %d]: %w", q.name, n, q.opts.Min, q.opts.Max, ErrInvalid)
 	}
-	q.mu.Lock()
 	q.concurrency = n
 	q.spawnLocked()
 	q.mu.Unlock()

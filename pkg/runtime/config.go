@@ -5,7 +5,9 @@ import (
 
 	"github.com/mtev-supervise/mtev-supervise/pkg/config"
 	"github.com/mtev-supervise/mtev-supervise/pkg/eventer"
+	"github.com/mtev-supervise/mtev-supervise/pkg/listener"
 	"github.com/mtev-supervise/mtev-supervise/pkg/log"
+	"github.com/mtev-supervise/mtev-supervise/pkg/rest"
 )
 
 // EventerSection declares the <eventer> section of an application's
@@ -29,7 +31,7 @@ func init() { config.Register(EventerSection) }
 // loadConfig reads the application's configuration file, validating the
 // sections the runtime reads, and applies <eventer> over app.Eventer.
 func loadConfig(app *App, rt *Runtime) error {
-	c, err := config.Load(app.ConfigFile, config.Options{Sections: []config.Section{EventerSection, log.ConfigSection}})
+	c, err := config.Load(app.ConfigFile, config.Options{Sections: []config.Section{EventerSection, log.ConfigSection, listener.Section, rest.Section}})
 	if err != nil {
 		return err
 	}
@@ -94,6 +96,9 @@ func (rt *Runtime) Reload() ([]string, error) {
 		return nil, err
 	}
 	if err := rt.Logs.ConfigureFrom(rt.Config); err != nil {
+		return changed, err
+	}
+	if err := rt.reloadHTTP(); err != nil {
 		return changed, err
 	}
 	return changed, nil

@@ -14,8 +14,11 @@ import (
 	"time"
 
 	"github.com/mtev-supervise/mtev-supervise/pkg/config"
+	"github.com/mtev-supervise/mtev-supervise/pkg/console"
 	"github.com/mtev-supervise/mtev-supervise/pkg/eventer"
+	"github.com/mtev-supervise/mtev-supervise/pkg/listener"
 	"github.com/mtev-supervise/mtev-supervise/pkg/log"
+	"github.com/mtev-supervise/mtev-supervise/pkg/rest"
 	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog"
 	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/dump"
 	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/hearts"
@@ -51,6 +54,10 @@ type App struct {
 	// Runtime.Logs; both are validated with file:line errors. Runtime.Reload
 	// re-reads it.
 	ConfigFile string
+	// Console, when set, serves the operator console (pkg/console): on a
+	// unix socket in the state directory, and on TCP when configured
+	// (see ConsoleOptions and the <console> section).
+	Console *ConsoleOptions
 }
 
 // Runtime is the running framework, handed to App.Start and App.Run.
@@ -70,6 +77,13 @@ type Runtime struct {
 	// debug, stderr) and whatever the <logs> section adds. SIGUSR1 reopens
 	// its files.
 	Logs *log.Graph
+	// Console is the console server when App.Console is set.
+	Console *console.Server
+	// Router is the HTTP/REST router of every HTTP listener, configured
+	// by <rest>; register routes on it in App.Start.
+	Router *rest.Router
+	// Listeners are the <listeners>, opened after App.Start.
+	Listeners *listener.Set
 }
 
 // Main runs app and exits the process with its status. Call it from main.
@@ -197,10 +211,26 @@ func serve(ctx context.Context, app App, rt *Runtime) error {
 	}
 	defer ev.Stop()
 	rt.Eventer = ev
+	if err := rt.initHTTP(); err != nil {
+		return err
+	}
+	defer rt.stopListeners()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if app.Console != nil {
+		stopConsole, err := startConsole(app, rt, cancel)
+		if err != nil {
+			return err
+		}
+		defer stopConsole()
+	}
 	if app.Start != nil {
 		if err := app.Start(ctx, rt); err != nil {
 			return err
 		}
+	}
+	if err := rt.startListeners(); err != nil {
+		return err
 	}
 	rt.Hearts.Ready()
 	if app.Run != nil {

@@ -446,6 +446,7 @@ func (s *Supervisor) childEnv(start int) []string {
 	env = append(env,
 		CrashFDEnv+"=3",
 		"MTEV_SERVICE="+s.cfg.Name,
+		"MTEV_STATE_DIR="+s.cfg.StateDir,
 		"MTEV_START_COUNT="+strconv.Itoa(start),
 		"MTEV_SUPERVISOR_PID="+strconv.Itoa(os.Getpid()),
 	)

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/mtev-supervise/mtev-supervise/internal/cli"
+)
+
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"example1":       func() { os.Exit(Main(os.Args[1:])) },
+		"mtev-supervise": func() { os.Exit(cli.Main(os.Args[1:])) },
+	})
+}
+
+// TestScripts runs the example under mtev-supervise and drives it through
+// its console (testdata/*.txtar).
+func TestScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir: "testdata",
+		Setup: func(e *testscript.Env) error {
+			e.Setenv("MTEV_STATE_DIR", filepath.Join(e.WorkDir, "state"))
+			e.Setenv("HOME", e.WorkDir)
+			for _, k := range []string{"HTTP_PORT", "CONSOLE_PORT"} {
+				p, err := freePort()
+				if err != nil {
+					return err
+				}
+				e.Setenv(k, strconv.Itoa(p))
+			}
+			conf, err := os.ReadFile("example1.conf")
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(filepath.Join(e.WorkDir, "example1.conf"), conf, 0o644)
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"until": cmdUntil,
+		},
+	})
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// until PATTERN mtev-supervise ARGS...: run the command (in this process)
+// until its output matches PATTERN, for at most 60 s.
+func cmdUntil(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) < 3 || args[1] != "mtev-supervise" {
+		ts.Fatalf("usage: until PATTERN mtev-supervise ARGS...")
+	}
+	re := regexp.MustCompile(args[0])
+	var out, errb bytes.Buffer
+	env := &cli.Env{Stdin: bytes.NewReader(nil), Stdout: &out, Stderr: &errb, Getenv: ts.Getenv, Args0: "mtev-supervise"}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		out.Reset()
+		errb.Reset()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		cli.Run(ctx, env, args[2:])
+		cancel()
+		if re.Match(out.Bytes()) {
+			ts.Logf("%s", out.Bytes())
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("until %q: not matched within 60s; last output:\n%s%s", args[0], out.Bytes(), errb.Bytes())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
