@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 
 	glua "github.com/yuin/gopher-lua"
+	"golang.org/x/sys/unix"
 
 	"github.com/mtev-supervise/mtev-supervise/pkg/eventer"
 	mlua "github.com/mtev-supervise/mtev-supervise/pkg/lua"
@@ -24,15 +26,16 @@ func init() {
 	})
 }
 
-const luaSynopsis = `lua [-c FILE] [-e FUNC] [-n N] [-L PATH] SCRIPT [ARGS]
+const luaSynopsis = `lua [-c FILE] [-e FUNC] [-n N] [-L PATH] [-i] SCRIPT [ARGS]
        mtev-supervise lua -T SCRIPT
 
 Runs SCRIPT (a Lua 5.1 module, module(..., package.seeall), or a file
 defining globals) inside the runtime: event loops, configuration and
 logging. FUNC (default main) is called in a coroutine on each of N loops;
 the command exits when every call has returned (status 0, or 1 after a Lua
-error), or with n at os.exit(n). The script sees arg[1] = SCRIPT and
-arg[2..] = ARGS.`
+error), or with n at os.exit(n). With -i, or lua_web routes in the
+configuration, it runs until the console's shutdown, end of input, a
+signal or os.exit. The script sees arg[1] = SCRIPT and arg[2..] = ARGS.`
 
 func luaCmd(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet(env, "lua", luaSynopsis)
@@ -41,6 +44,7 @@ func luaCmd(ctx context.Context, env *Env, args []string) error {
 	n := fs.Int("n", 1, "loop concurrency: the entry function runs on each of `N` loops")
 	path := fs.String("L", "", "package.path: `PATH` replaces it, +PATH appends to it")
 	tmpl := fs.Bool("T", false, "print the configuration the script runs with and exit")
+	interactive := fs.Bool("i", false, "serve the console on standard input and output; the command runs until shutdown or end of input")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -91,6 +95,8 @@ func luaCmd(ctx context.Context, env *Env, args []string) error {
 		finished = make(chan struct{})
 		once     sync.Once
 	)
+	exited := make(chan struct{})
+	var exitOnce sync.Once
 	end := func(c int) {
 		mu.Lock()
 		if code < 0 {
@@ -99,7 +105,15 @@ func luaCmd(ctx context.Context, env *Env, args []string) error {
 		mu.Unlock()
 		once.Do(func() { close(finished) })
 	}
-	var g *mlua.General
+	exit := func(c int) {
+		end(c)
+		exitOnce.Do(func() { close(exited) })
+	}
+	var (
+		g   *mlua.General
+		web []*mlua.Web
+		con *stdioConsole
+	)
 	app := runtime.App{
 		Name:       "lua",
 		Eventer:    eventer.Options{Concurrency: *n},
@@ -122,7 +136,7 @@ func luaCmd(ctx context.Context, env *Env, args []string) error {
 					}
 				}
 			}
-			g = &mlua.General{Stdout: env.Stdout, Args: append([]string{"mtev-supervise lua"}, fs.Args()...), Exit: end}
+			g = &mlua.General{Stdout: env.Stdout, Args: append([]string{"mtev-supervise lua"}, fs.Args()...), Exit: exit}
 			if err := g.Config(h); err != nil {
 				if where != "" {
 					return fmt.Errorf("%s: %w", where, err)
@@ -151,12 +165,33 @@ func luaCmd(ctx context.Context, env *Env, args []string) error {
 					}
 				}
 			}
-			return g.Init(ctx, &mlua.Host{Name: "lua_general", Eventer: rt.Eventer, Logs: rt.Logs, Config: rt.Config})
+			if err := g.Init(ctx, &mlua.Host{Name: "lua_general", Eventer: rt.Eventer, Logs: rt.Logs, Config: rt.Config}); err != nil {
+				return err
+			}
+			var err error
+			if web, err = startLuaWeb(ctx, rt); err != nil {
+				return err
+			}
+			if *interactive {
+				if con, err = serveStdioConsole(rt, env, func() { exit(0) }); err != nil {
+					return err
+				}
+			}
+			return nil
 		},
 		Run: func(ctx context.Context, rt *runtime.Runtime) error {
+			done := finished
+			if *interactive || len(web) > 0 {
+				// The console or the routes are the program's life:
+				// it runs until shutdown, end of input or os.exit.
+				done = exited
+			}
 			select {
 			case <-ctx.Done():
-			case <-finished:
+			case <-done:
+			}
+			for _, w := range web {
+				w.Close()
 			}
 			if g != nil {
 				g.Close()
@@ -164,7 +199,13 @@ func luaCmd(ctx context.Context, env *Env, args []string) error {
 			return nil
 		},
 	}
+	if *interactive {
+		app.Console = &runtime.ConsoleOptions{Socket: "-", Version: "mtev-supervise lua"}
+	}
 	status := runtime.Run(app)
+	if con != nil {
+		con.wait()
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	switch {
@@ -206,3 +247,142 @@ func luaTemplate(n int, directory, module, fn string) string {
 func xmlEscape(s string) string {
 	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&quot;").Replace(s)
 }
+
+// startLuaWeb starts the lua_web modules of the configuration, mounted on
+// the runtime's router.
+func startLuaWeb(ctx context.Context, rt *runtime.Runtime) ([]*mlua.Web, error) {
+	if rt.Config == nil {
+		return nil, nil
+	}
+	nodes, err := rt.Config.FindAll("//modules/generic[@image='lua_web']")
+	if err != nil {
+		return nil, err
+	}
+	var webs []*mlua.Web
+	fail := func(err error) ([]*mlua.Web, error) {
+		for _, w := range webs {
+			w.Close()
+		}
+		return nil, err
+	}
+	for _, n := range nodes {
+		hash := map[string]string{}
+		if c, ok, err := n.Find("config"); err != nil {
+			return fail(err)
+		} else if ok {
+			if hash, err = c.Hash(); err != nil {
+				return fail(err)
+			}
+		}
+		name, _ := n.Attr("name")
+		w := &mlua.Web{}
+		if err := w.Config(hash); err != nil {
+			return fail(fmt.Errorf("%s: %w", n.Pos(), err))
+		}
+		h := &mlua.Host{Name: name, Eventer: rt.Eventer, Logs: rt.Logs, Config: rt.Config}
+		if rt.Router != nil {
+			h.Handle = rt.Router.Handle
+		}
+		if err := w.Init(ctx, h); err != nil {
+			return fail(fmt.Errorf("%s: %w", n.Pos(), err))
+		}
+		webs = append(webs, w)
+		if err := w.PostInit(ctx, h); err != nil {
+			return fail(fmt.Errorf("%s: %w", n.Pos(), err))
+		}
+	}
+	return webs, nil
+}
+
+// stdioConsole is the console served on standard input and output (-i):
+// one session over a pipe, whose other end copies stdin in and the
+// session's output out.
+type stdioConsole struct {
+	out chan struct{} // closed once the session's output is all written
+}
+
+func serveStdioConsole(rt *runtime.Runtime, env *Env, ended func()) (*stdioConsole, error) {
+	srvEnd, cliEnd, err := socketPair()
+	if err != nil {
+		return nil, fmt.Errorf("lua: console on stdio: %w", err)
+	}
+	c := &stdioConsole{out: make(chan struct{})}
+	go func() {
+		// The session's output, until the session ends: at shutdown, or
+		// after the last line of input has been answered.
+		defer close(c.out)
+		_, _ = io.Copy(env.Stdout, cliEnd)
+		cliEnd.Close()
+		ended()
+	}()
+	go func() {
+		_, _ = io.Copy(cliEnd, env.Stdin)
+		_ = cliEnd.CloseWrite()
+	}()
+	ln := &oneConnListener{conn: srvEnd, closed: make(chan struct{})}
+	go func() {
+		_ = rt.Console.Serve(ln)
+	}()
+	return c, nil
+}
+
+// socketPair returns the two ends of a unix stream socket pair: unlike
+// net.Pipe, a side can close its writing half alone.
+func socketPair() (*net.UnixConn, *net.UnixConn, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	var conns [2]*net.UnixConn
+	for i, fd := range fds {
+		f := os.NewFile(uintptr(fd), "console")
+		c, err := net.FileConn(f)
+		f.Close()
+		if err != nil {
+			if i == 1 {
+				conns[0].Close()
+			} else {
+				unix.Close(fds[1])
+			}
+			return nil, nil, err
+		}
+		conns[i] = c.(*net.UnixConn)
+	}
+	return conns[0], conns[1], nil
+}
+
+// wait waits for the session's output to be written (the runtime has
+// shut the console down, closing the session).
+func (c *stdioConsole) wait() { <-c.out }
+
+// oneConnListener hands out one connection, then waits to be closed.
+type oneConnListener struct {
+	mu     sync.Mutex
+	conn   net.Conn
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (l *oneConnListener) Accept() (net.Conn, error) {
+	l.mu.Lock()
+	c := l.conn
+	l.conn = nil
+	l.mu.Unlock()
+	if c != nil {
+		return c, nil
+	}
+	<-l.closed
+	return nil, net.ErrClosed
+}
+
+func (l *oneConnListener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return nil
+}
+
+func (l *oneConnListener) Addr() net.Addr { return stdioAddr{} }
+
+type stdioAddr struct{}
+
+func (stdioAddr) Network() string { return "stdio" }
+func (stdioAddr) String() string  { return "stdio" }
