@@ -79,6 +79,8 @@ func TestAPI(t *testing.T) {
 		{"runtime error has file:line", "local x = nil\nreturn x.y", nil, "test.lua:2:"},
 		{"syntax error has file:line", "local x = = 1", nil, "test.lua:1:11: syntax error"},
 		{"os.exit", `os.exit(3)`, nil, "os.exit(3)"},
+		{"plain yield gives the loop a turn", `local x = coroutine.yield(); return 5`, []any{int64(5)}, ""},
+		{"own coroutines still work", `local co = coroutine.wrap(function(a) local b = coroutine.yield(a + 1); return b * 2 end); return co(1), co(10)`, []any{int64(2), int64(20)}, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

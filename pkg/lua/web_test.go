@@ -62,6 +62,7 @@ function handler(rest, http)
   if caps[1] == "boom" then error("boom requested") end
   if caps[1] == "spin" then while true do end end
   if caps[1] == "sleep" then mtev.sleep(0.01) end
+  if caps[1] == "slow" then mtev.sleep(0.3) end
   http:status(201)
   http:header("X-Lua", "yes")
   http:json({
@@ -154,6 +155,14 @@ func TestWebRoute(t *testing.T) {
 	if resp.StatusCode != http.StatusRequestEntityTooLarge {
 		t.Fatalf("big body: %d", resp.StatusCode)
 	}
+	// A client that leaves while its handler sleeps: the handler finishes
+	// into the void and the route keeps answering.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	req, _ = http.NewRequestWithContext(ctx, "GET", srv.URL+"/hello/slow/1", nil)
+	if _, err := http.DefaultClient.Do(req); err == nil {
+		t.Error("the slow request answered before its client gave up")
+	}
+	cancel()
 	// Many at once, spread over both loops.
 	var wg sync.WaitGroup
 	errs := make(chan error, 50)
