@@ -43,6 +43,8 @@
 //
 //   - NewState, State.Post, State.Call and State.Close may be called from
 //     any goroutine; every other State method runs on the state's loop.
+//     Close waits for the loop to release the state: call it before the
+//     eventer stops, and never on the state's own loop.
 //   - Lua code must not block: a loop runs one state's coroutines one at a
 //     time, and the loop's other callbacks wait while Lua runs.
 //   - Options.OnStall and Host.Report are called on the loop and must not
