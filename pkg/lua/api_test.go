@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime/pprof"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -265,7 +266,26 @@ func TestRunawayInterrupted(t *testing.T) {
 	if d := s.Deadline(); d != timeout/2 {
 		t.Fatalf("deadline %v, want %v (half the timeout: the 2 s margin would leave less)", d, timeout/2)
 	}
+	// While it spins, the loop's goroutine carries the script's pprof
+	// label beside the loop's: a goroutine dump names the culprit.
+	labelled := make(chan bool, 1)
+	go func() {
+		deadline := time.Now().Add(timeout)
+		for time.Now().Before(deadline) {
+			var b strings.Builder
+			pprof.Lookup("goroutine").WriteTo(&b, 1)
+			if strings.Contains(b.String(), `"eventer.loop":"e:default/0"`) && strings.Contains(b.String(), `"mtev.lua":"spin"`) {
+				labelled <- true
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		labelled <- false
+	}()
 	r := runChunk(t, s, "local n = 0\nwhile true do\n  n = n + 1\nend")
+	if !<-labelled {
+		t.Error("no goroutine labelled mtev.lua=spin while the script ran")
+	}
 	var ie *InterruptError
 	if !errors.As(r.err, &ie) || !errors.Is(r.err, ErrInterrupted) {
 		t.Fatalf("error %v, want an interruption", r.err)

@@ -132,8 +132,9 @@ type State struct {
 	running   bool
 	fired     bool
 	started   time.Time
-	labels    context.Context // pprof labels while Lua runs
-	unlabels  context.Context // the loop's own labels
+	labels    context.Context            // pprof labels while Lua runs
+	named     map[string]context.Context // the same for named tasks (loop only)
+	unlabels  context.Context            // the loop's own labels
 	closeOnce sync.Once
 	closed    bool
 }
@@ -147,7 +148,24 @@ type task struct {
 	waiting bool           // a Go function arranged its wake-up
 	timer   *eventer.Timer // sleep or waitfor timeout
 	waitKey string
-	tail    bool // yielded from a tail call: the wake-up's values are the results
+	tail    bool   // yielded from a tail call: the wake-up's values are the results
+	name    string // what it runs, when not the state's name (a lua_web module)
+}
+
+// labelsFor returns the pprof labels of a resume running name.
+func (s *State) labelsFor(name string) context.Context {
+	if name == "" {
+		return s.labels
+	}
+	if c, ok := s.named[name]; ok {
+		return c
+	}
+	if s.named == nil {
+		s.named = map[string]context.Context{}
+	}
+	c := pprof.WithLabels(s.unlabels, pprof.Labels("mtev.lua", name))
+	s.named[name] = c
+	return c
 }
 
 // NewState makes a state on opts.Loop with Lua's standard libraries and the
@@ -367,6 +385,13 @@ func (s *State) Load(name, src string, done func([]glua.LValue, error)) {
 // Spawn runs fn(args...) as a new coroutine, starting now; done, optional,
 // receives its results or error on the loop when it ends. On the loop.
 func (s *State) Spawn(fn *glua.LFunction, args []glua.LValue, done func([]glua.LValue, error)) {
+	s.SpawnNamed("", fn, args, done)
+}
+
+// SpawnNamed is Spawn for a coroutine that runs name (a lua_web module)
+// rather than the state's own script: an interruption names it, and so do
+// the pprof labels while it runs.
+func (s *State) SpawnNamed(name string, fn *glua.LFunction, args []glua.LValue, done func([]glua.LValue, error)) {
 	if s.closed {
 		if done != nil {
 			done(nil, ErrClosed)
@@ -375,7 +400,7 @@ func (s *State) Spawn(fn *glua.LFunction, args []glua.LValue, done func([]glua.L
 	}
 	co := s.thread()
 	s.nextID++
-	t := &task{id: s.nextID, co: co, fn: fn, done: done}
+	t := &task{id: s.nextID, co: co, fn: fn, done: done, name: name}
 	s.tasks[co] = t
 	s.resume(t, args...)
 }
@@ -431,7 +456,7 @@ func (s *State) resume(t *task, args ...glua.LValue) {
 	if s.deadline > 0 {
 		t.co.SetContext(s.arm())
 	}
-	pprof.SetGoroutineLabels(s.labels)
+	pprof.SetGoroutineLabels(s.labelsFor(t.name))
 	st, err, vals := s.L.Resume(t.co, t.fn, args...)
 	pprof.SetGoroutineLabels(s.unlabels)
 	var elapsed time.Duration
@@ -450,7 +475,7 @@ func (s *State) resume(t *task, args ...glua.LValue) {
 		}
 		return
 	case glua.ResumeError:
-		err = s.failure(err, fired, elapsed)
+		err = s.failure(t, err, fired, elapsed)
 		vals = nil
 	case glua.ResumeOK:
 		if t.waiting {
@@ -489,7 +514,11 @@ func isExit(err error) bool {
 
 // failure turns a resume error into the error the caller sees, and reports
 // an interruption.
-func (s *State) failure(err error, fired bool, elapsed time.Duration) error {
+func (s *State) failure(t *task, err error, fired bool, elapsed time.Duration) error {
+	name := s.opts.Name
+	if t.name != "" {
+		name = t.name
+	}
 	var api *glua.ApiError
 	if errors.As(err, &api) {
 		if ud, ok := api.Object.(*glua.LUserData); ok {
@@ -502,11 +531,11 @@ func (s *State) failure(err error, fired bool, elapsed time.Duration) error {
 		if api != nil {
 			if m, ok := api.Object.(glua.LString); ok {
 				if fixed := fileLine(string(m)); fixed != string(m) {
-					return fmt.Errorf("lua: %s: %s", s.opts.Name, fixed)
+					return fmt.Errorf("lua: %s: %s", name, fixed)
 				}
 			}
 		}
-		return fmt.Errorf("lua: %s: %w", s.opts.Name, err)
+		return fmt.Errorf("lua: %s: %w", name, err)
 	}
 	msg := err.Error()
 	if api != nil {
@@ -516,15 +545,15 @@ func (s *State) failure(err error, fired bool, elapsed time.Duration) error {
 	if i := strings.Index(msg, ": context canceled"); i >= 0 {
 		where = msg[:i]
 	}
-	ie := &InterruptError{Script: s.opts.Name, Where: where, Elapsed: elapsed, Deadline: s.deadline, Loop: s.loop.Name()}
+	ie := &InterruptError{Script: name, Where: where, Elapsed: elapsed, Deadline: s.deadline, Loop: s.loop.Name()}
 	if s.opts.OnStall != nil {
 		s.opts.OnStall(Stall{
 			Source:   "lua",
-			Name:     s.opts.Name,
+			Name:     name,
 			Detail:   ie.Error(),
 			Elapsed:  elapsed,
 			Deadline: s.deadline,
-			Labels:   map[string]string{"eventer.loop": s.loop.Name(), "mtev.lua": s.opts.Name},
+			Labels:   map[string]string{"eventer.loop": s.loop.Name(), "mtev.lua": name},
 		})
 	}
 	return ie
@@ -536,7 +565,14 @@ var parseErr = regexp.MustCompile(`(\S+) line:(\d+)\(column:(\d+)\) near '([^']*
 
 // fileLine rewrites compile errors in msg as "f.lua:3:7: syntax error near '='".
 func fileLine(msg string) string {
-	return parseErr.ReplaceAllString(msg, "$1:$2:$3: $5 near '$4'")
+	fixed := parseErr.ReplaceAllString(msg, "$1:$2:$3: $5 near '$4'")
+	if fixed == msg {
+		return msg
+	}
+	// The error passed through the require wrapper, which adds its own
+	// position; and gopher-lua ends it with an escaped newline.
+	fixed = strings.TrimPrefix(fixed, "=require:1: ")
+	return strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(fixed), `\n`))
 }
 
 // arm starts the interrupt timer for one resume and returns the context the

@@ -294,7 +294,7 @@ func (w *Web) run(s *State, m Mount, c *webCall) {
 		restUD := s.L.NewUserData()
 		restUD.Value = c
 		restUD.Metatable = s.L.GetTypeMetatable("mtev.rest")
-		s.Spawn(fn, []glua.LValue{restUD, s.newHTTP(c)}, func(_ []glua.LValue, err error) {
+		s.SpawnNamed(m.Module, fn, []glua.LValue{restUD, s.newHTTP(c)}, func(_ []glua.LValue, err error) {
 			if err != nil {
 				s.errs.Printf("lua_web %s %s: %v", m.Method, c.r.URL.Path, err)
 			}

@@ -205,7 +205,7 @@ func TestWebRunaway(t *testing.T) {
 	if resp.StatusCode != 503 || !strings.Contains(string(body), "hello.lua:7: interrupted after") {
 		t.Fatalf("%d %s", resp.StatusCode, body)
 	}
-	if st := <-stalls; st.Source != "lua" || st.Deadline != 200*time.Millisecond {
+	if st := <-stalls; st.Source != "lua" || st.Name != "hello" || st.Labels["mtev.lua"] != "hello" || st.Deadline != 200*time.Millisecond {
 		t.Errorf("stall %+v", st)
 	}
 	resp, err = http.Get(srv.URL + "/hello/ok")
