@@ -187,6 +187,16 @@ func TestSocket(t *testing.T) {
 	if r.err != nil || len(r.vals) != 2 || r.vals[0] != int64(-1) || !strings.Contains(fmt.Sprint(r.vals[1]), "refused") {
 		t.Fatalf("got %#v %v", r.vals, r.err)
 	}
+	// Closed by another coroutine while one waits to read: the reader
+	// gets nil and an error.
+	r = runChunk(t, s, fmt.Sprintf(`
+		local s = mtev.socket("inet")
+		assert(s:connect("127.0.0.1", %d) == 0)
+		mtev.coroutine_spawn(function() mtev.sleep(0.01); s:close() end)
+		return s:read("never\n")`, port))
+	if r.err != nil || len(r.vals) != 2 || r.vals[0] != nil || r.vals[1] != "socket closed" {
+		t.Fatalf("closed under a read: %#v %v", r.vals, r.err)
+	}
 	r = runChunk(t, s, `local s = mtev.socket("inet"); return s:connect("localhost", 80)`)
 	if r.err != nil || len(r.vals) != 2 || !strings.Contains(fmt.Sprint(r.vals[1]), "IP address is required") {
 		t.Fatalf("got %#v %v", r.vals, r.err)

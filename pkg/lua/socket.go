@@ -386,6 +386,16 @@ func (k *sock) release() {
 		return
 	}
 	k.closed = true
+	if t := k.waiter; t != nil {
+		// Another coroutine closed the socket under this one's read,
+		// write or connect: it gets an error, from a fresh callback.
+		k.waiter, k.op = nil, ""
+		if k.timer != nil {
+			k.timer.Stop()
+			k.timer = nil
+		}
+		k.s.wake(t, glua.LNil, glua.LString("socket closed"))
+	}
 	for i, x := range k.s.socks {
 		if x == k {
 			k.s.socks = append(k.s.socks[:i:i], k.s.socks[i+1:]...)
