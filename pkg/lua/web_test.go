@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -316,5 +317,48 @@ func TestGeneral(t *testing.T) {
 	d = run(map[string]string{"lua_module": "boom", "lua_function": "main", "tragedy_terminates": "true"})
 	if d[0].err == nil || !strings.Contains(d[0].err.Error(), "boom.lua:2: tragedy") || d[1].loop != -255 {
 		t.Errorf("tragedy: %+v", d)
+	}
+}
+
+// dev_mode requires the module again for every request: an edit shows at
+// once. Without it the first handler stays.
+func TestWebDevMode(t *testing.T) {
+	for _, dev := range []bool{true, false} {
+		ev := startEventer(t, 1, 0)
+		dir := writeModules(t, map[string]string{"v.lua": `module(..., package.seeall); function handler(rest, http) http:write("one") end`})
+		w := &Web{}
+		if err := w.Config(map[string]string{"directory": dir, "mount_v": "v:GET:/v/", "dev_mode": fmt.Sprint(dev)}); err != nil {
+			t.Fatal(err)
+		}
+		m := &mux{}
+		h := &Host{Eventer: ev, Handle: m.Handle}
+		if err := w.Init(context.Background(), h); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.PostInit(context.Background(), h); err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(m)
+		get := func() string {
+			resp, err := http.Get(srv.URL + "/v/")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return string(b)
+		}
+		if got := get(); got != "one" {
+			t.Fatalf("dev_mode=%v: first %q", dev, got)
+		}
+		if err := os.WriteFile(dir+"/v.lua", []byte(`module(..., package.seeall); function handler(rest, http) http:write("two") end`), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		want := map[bool]string{true: "two", false: "one"}[dev]
+		if got := get(); got != want {
+			t.Errorf("dev_mode=%v: after the edit %q, want %q", dev, got, want)
+		}
+		srv.Close()
+		w.Close()
 	}
 }
