@@ -26,7 +26,7 @@ func init() {
 	})
 }
 
-const luaSynopsis = `lua [-c FILE] [-e FUNC] [-n N] [-L PATH] [-i] SCRIPT [ARGS]
+const luaSynopsis = `lua [-c FILE] [-e FUNC] [-n N] [-L PATH] [-l FACILITY] [-d] [-i] SCRIPT [ARGS]
        mtev-supervise lua -T SCRIPT
 
 Runs SCRIPT (a Lua 5.1 module, module(..., package.seeall), or a file
@@ -44,6 +44,12 @@ func luaCmd(ctx context.Context, env *Env, args []string) error {
 	n := fs.Int("n", 1, "loop concurrency: the entry function runs on each of `N` loops")
 	path := fs.String("L", "", "package.path: `PATH` replaces it, +PATH appends to it")
 	tmpl := fs.Bool("T", false, "print the configuration the script runs with and exit")
+	debug := fs.Bool("d", false, "turn on debugging: enable the debug facility")
+	var enable []string
+	fs.Func("l", "enable the log `facility` and write it to stderr (repeatable)", func(v string) error {
+		enable = append(enable, v)
+		return nil
+	})
 	interactive := fs.Bool("i", false, "serve the console on standard input and output; the command runs until shutdown or end of input")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -119,6 +125,24 @@ func luaCmd(ctx context.Context, env *Env, args []string) error {
 		Eventer:    eventer.Options{Concurrency: *n},
 		ConfigFile: *cfgFile,
 		Start: func(ctx context.Context, rt *runtime.Runtime) error {
+			if *debug {
+				if err := rt.Logs.SetEnabled("debug", true); err != nil {
+					return fmt.Errorf("lua: -d: %w", err)
+				}
+			}
+			for _, name := range enable {
+				// Enabled and written to stderr even when its parent
+				// (debug, say) stays disabled.
+				rt.Logs.Facility(name)
+				if err := rt.Logs.SetEnabled(name, true); err != nil {
+					return fmt.Errorf("lua: -l %s: %w", name, err)
+				}
+				if name != "stderr" {
+					if err := rt.Logs.Connect(name, "stderr"); err != nil {
+						return fmt.Errorf("lua: -l %s: %w", name, err)
+					}
+				}
+			}
 			h := hash
 			where := ""
 			if rt.Config != nil {
