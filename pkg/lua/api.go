@@ -13,8 +13,6 @@ import (
 
 	glua "github.com/yuin/gopher-lua"
 	"golang.org/x/sys/unix"
-
-	"github.com/mtev-supervise/mtev-supervise/pkg/config"
 )
 
 // openMtev installs the mtev module, print and os.exit.
@@ -329,62 +327,34 @@ func (s *State) confGet(kind string) glua.LGFunction {
 		}
 		const none = "\x00none"
 		x, err := c.String(path, none)
-		if err == nil && x != none {
-			switch kind {
-			case "integer":
-				var n int64
-				if n, err = c.Int(path, 0); err == nil {
-					L.Push(glua.LNumber(n))
-					return 1
-				}
-			case "boolean":
-				var b bool
-				if b, err = c.Bool(path, false); err == nil {
-					L.Push(glua.LBool(b))
-					return 1
-				}
-			case "float":
-				var f float64
-				if f, err = c.Float(path, 0); err == nil {
-					L.Push(glua.LNumber(f))
-					return 1
-				}
-			}
-		}
-		if err != nil {
-			L.RaiseError("mtev.conf_get_%s: %v", kind, err)
-		}
-		if x == none {
+		if err == nil && x == none {
 			L.Push(glua.LNil)
 			return 1
 		}
-		var v glua.LValue
+		var v glua.LValue = glua.LString(x)
+		// The typed getters name file and line when the value is bad.
 		switch kind {
-		case "string":
-			v = glua.LString(x)
 		case "integer":
 			var n int64
-			n, err = config.ParseInt(x)
+			n, err = c.Int(path, 0)
 			v = glua.LNumber(n)
 		case "boolean":
 			var b bool
-			b, err = config.ParseBool(x)
+			b, err = c.Bool(path, false)
 			v = glua.LBool(b)
 		case "float":
 			var f float64
-			f, err = config.ParseFloat(x)
+			f, err = c.Float(path, 0)
 			v = glua.LNumber(f)
 		}
 		if err != nil {
-			L.RaiseError("mtev.conf_get_%s: %s: %v", kind, path, err)
+			L.RaiseError("mtev.conf_get_%s: %v", kind, err)
 		}
 		L.Push(v)
 		return 1
 	}
 }
 
-// mtev.conf_get_string_list(path) returns the text of every element the
-// path selects.
 func (s *State) confGetList(L *glua.LState) int {
 	path := L.CheckString(1)
 	t := L.NewTable()
