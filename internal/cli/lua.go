@@ -16,6 +16,7 @@ import (
 	"github.com/mtev-supervise/mtev-supervise/pkg/eventer"
 	mlua "github.com/mtev-supervise/mtev-supervise/pkg/lua"
 	"github.com/mtev-supervise/mtev-supervise/pkg/runtime"
+	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/hearts"
 )
 
 func init() {
@@ -50,7 +51,7 @@ func luaCmd(ctx context.Context, env *Env, args []string) error {
 		enable = append(enable, v)
 		return nil
 	})
-	interactive := fs.Bool("i", false, "serve the console on standard input and output; the command runs until shutdown or end of input")
+	interactive := fs.Bool("i", false, "serve the console on standard input and output; the command runs until shutdown or end of input (under a supervisor, also on the service's console socket, until shutdown)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -197,7 +198,13 @@ func luaCmd(ctx context.Context, env *Env, args []string) error {
 				return err
 			}
 			if *interactive {
-				if con, err = serveStdioConsole(rt, env, func() { exit(0) }); err != nil {
+				ended := func() { exit(0) }
+				if rt.Supervised {
+					// The supervisor gives no input: the console stays
+					// up on its unix socket (mtev-supervise console).
+					ended = func() {}
+				}
+				if con, err = serveStdioConsole(rt, env, ended); err != nil {
 					return err
 				}
 			}
@@ -224,7 +231,13 @@ func luaCmd(ctx context.Context, env *Env, args []string) error {
 		},
 	}
 	if *interactive {
-		app.Console = &runtime.ConsoleOptions{Socket: "-", Version: "mtev-supervise lua"}
+		// Under a supervisor the console is also on the service's unix
+		// socket in the state directory, as for any service.
+		sock := "-"
+		if os.Getenv(hearts.EnvFD) != "" {
+			sock = ""
+		}
+		app.Console = &runtime.ConsoleOptions{Socket: sock, Version: "mtev-supervise lua"}
 	}
 	status := runtime.Run(app)
 	if con != nil {
