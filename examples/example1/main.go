@@ -142,8 +142,7 @@ func addWidget(s *console.Session, args []string) error {
 	if err := c.Flush(); err != nil {
 		return err
 	}
-	s.Printf("added %s\n", args[0])
-	return nil
+	return s.Output(map[string]string{"added": args[0]}, func(w io.Writer) { fmt.Fprintf(w, "added %s\n", args[0]) })
 }
 
 func removeWidget(s *console.Session, args []string) error {

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -11,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/mtev-supervise/mtev-supervise/internal/cli"
@@ -46,6 +49,7 @@ func TestScripts(t *testing.T) {
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"until": cmdUntil,
+			"wscmd": cmdWS,
 		},
 	})
 }
@@ -84,4 +88,44 @@ func cmdUntil(ts *testscript.TestScript, neg bool, args []string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// wscmd URL WORDS...: run one console command over the websocket at URL and
+// print the output (and the error, if any) to stdout.
+func cmdWS(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) < 2 {
+		ts.Fatalf("usage: wscmd URL WORDS...")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, args[0], &websocket.DialOptions{Subprotocols: []string{"mtev_console"}})
+	if err != nil {
+		ts.Fatalf("wscmd: %v", err)
+	}
+	defer c.CloseNow()
+	req, _ := json.Marshal(map[string]any{"id": 1, "command": args[1:]})
+	if err := c.Write(ctx, websocket.MessageText, req); err != nil {
+		ts.Fatalf("wscmd: %v", err)
+	}
+	var out bytes.Buffer
+	for {
+		_, b, err := c.Read(ctx)
+		if err != nil {
+			ts.Fatalf("wscmd: %v", err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			ts.Fatalf("wscmd: %s: %v", b, err)
+		}
+		if t, ok := m["text"].(string); ok {
+			out.WriteString(t)
+		}
+		if e, ok := m["error"].(string); ok {
+			fmt.Fprintf(&out, "error: %s\n", e)
+		}
+		if m["done"] == true {
+			break
+		}
+	}
+	ts.Stdout().Write(out.Bytes())
 }

@@ -45,7 +45,8 @@ func TestBadInput(t *testing.T) {
 	}
 	check("malformed telnet")
 
-	// IAC IP is ^C, which ends a telnet session like a terminal's.
+	// IAC IP is ^C, which clears the line: the session goes on.
+	p.send("show ver\x03exit\r")
 	p.closed()
 
 	// A 1 MiB line on a plain session is refused; the session goes on.
@@ -155,12 +156,12 @@ func TestACL(t *testing.T) {
 		t.Fatal(err)
 	}
 	openUp(filepath.Dir(bin))
-	cmd := exec.Command(bin, "-test.run=^TestPeerHelper$")
+	cmd := exec.Command(bin, "-test.run=^TestPeerProcess$")
 	cmd.Env = append(os.Environ(), "CONSOLE_TEST_PEER="+f.unix)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Fatalf("helper: %v\n%s", err, out)
+		t.Fatalf("peer process: %v\n%s", err, out)
 	}
 	if !strings.Contains(string(out), "refused: access denied") {
 		t.Errorf("a client of uid 65534 got %q", out)
@@ -173,12 +174,12 @@ func openUp(dir string) {
 	os.Chmod(filepath.Dir(dir), 0o755)
 }
 
-// TestPeerHelper connects to the socket in CONSOLE_TEST_PEER and prints
+// TestPeerProcess connects to the socket in CONSOLE_TEST_PEER and prints
 // what it receives (run by TestACL as another user).
-func TestPeerHelper(t *testing.T) {
+func TestPeerProcess(t *testing.T) {
 	path := os.Getenv("CONSOLE_TEST_PEER")
 	if path == "" {
-		t.Skip("helper process only")
+		t.Skip("run by TestACL as another user")
 	}
 	c, err := net.Dial("unix", path)
 	if err != nil {

@@ -201,7 +201,7 @@ func crashCmd(s *Session, args []string) error {
 	default:
 		return fmt.Errorf("console: usage: crash [LOOP]")
 	}
-	s.Printf("crashing from loop %d\n", loop)
+	s.Output(map[string]any{"crashing": true, "loop": loop}, func(w io.Writer) { fmt.Fprintf(w, "crashing from loop %d\n", loop) })
 	s.Flush()
 	return rt.Crash(loop)
 }
@@ -227,8 +227,9 @@ func hangCmd(s *Session, args []string) error {
 	if err := rt.Hang(pool, loop); err != nil {
 		return err
 	}
-	s.Printf("loop %s/%d hangs\n", pool, loop)
-	return nil
+	return s.Output(map[string]any{"hangs": pool + "/" + strconv.Itoa(loop)}, func(w io.Writer) {
+		fmt.Fprintf(w, "loop %s/%d hangs\n", pool, loop)
+	})
 }
 
 func restartCmd(s *Session, args []string) error {
@@ -236,7 +237,7 @@ func restartCmd(s *Session, args []string) error {
 	if rt.Restart == nil {
 		return unavailable("restart")
 	}
-	s.Printf("restarting\n")
+	s.Output(map[string]any{"restarting": true}, func(w io.Writer) { fmt.Fprintln(w, "restarting") })
 	s.Flush()
 	return rt.Restart()
 }
@@ -246,7 +247,7 @@ func shutdownCmd(s *Session, args []string) error {
 	if rt.Shutdown == nil {
 		return unavailable("shutdown")
 	}
-	s.Printf("shutting down\n")
+	s.Output(map[string]any{"shutting_down": true}, func(w io.Writer) { fmt.Fprintln(w, "shutting down") })
 	s.Flush()
 	return rt.Shutdown()
 }

@@ -283,14 +283,16 @@ func confWriteFile(s *Session, args []string) error {
 	if err := c.Flush(); err != nil {
 		return err
 	}
-	s.Printf("wrote %d files\n", pending)
-	return nil
+	return s.Output(map[string]any{"written": pending}, func(w io.Writer) { fmt.Fprintf(w, "wrote %d files\n", pending) })
 }
 
 func confWriteTerminal(s *Session, args []string) error {
 	c, err := needConfig(s, "write terminal")
 	if err != nil {
 		return err
+	}
+	if s.json {
+		return s.Output(elementJSON(c.Root().Merged()), nil)
 	}
 	writeXML(s, c.Root().Merged())
 	return nil

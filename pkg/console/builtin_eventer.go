@@ -211,8 +211,10 @@ func jobqCmd(s *Session, args []string) error {
 		return err
 	}
 	qs := q.Snapshot()
-	s.Printf("%s: concurrency %d (min %d, max %d, floor %d)\n", qs.Name, qs.Concurrency, qs.Min, qs.Max, qs.Floor)
-	return nil
+	v := map[string]any{"name": qs.Name, "concurrency": qs.Concurrency, "min": qs.Min, "max": qs.Max, "floor": qs.Floor}
+	return s.Output(v, func(w io.Writer) {
+		fmt.Fprintf(w, "%s: concurrency %d (min %d, max %d, floor %d)\n", qs.Name, qs.Concurrency, qs.Min, qs.Max, qs.Floor)
+	})
 }
 
 func queueNames(s *Session) []string {

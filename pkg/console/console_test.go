@@ -7,12 +7,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"regexp"
+	"runtime/pprof"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 )
@@ -71,7 +76,10 @@ func TestTelnetTCP(t *testing.T) {
 	p.expect(`show conf x\?\r\n`)
 	p.expect(`error: console: .*\r\napp# `)
 
-	p.send("exit\r")
+	// ^C clears the line; ^D on an empty line ends the session.
+	p.send("frobnicate\x03show version\r")
+	p.expect(`build sysname:`)
+	p.send("\x04")
 	p.closed()
 }
 
@@ -196,6 +204,9 @@ func TestWebsocket(t *testing.T) {
 type muxMounter struct{ mux *http.ServeMux }
 
 func (m *muxMounter) Handle(method, base, expr string, h http.Handler) error {
+	if method == "WS" {
+		method = "GET"
+	}
 	m.mux.Handle(method+" "+base+expr, h)
 	return nil
 }
@@ -250,9 +261,17 @@ func TestBuiltins(t *testing.T) {
 		{"show log recent 2 --json", "seq"},
 		{"show conf /app/widgets --json", "children"},
 		{"help --json", ""},
+		{"mtev jobq work min 3 --json", "min"},
+		{"configure terminal", ""},
+		{"write memory --json", "generation"},
+		{"write terminal --json", "children"},
+		{"exit", ""},
 	}
 	for _, tc := range jsonCases {
 		out := run(t, c, tc.cmd)
+		if tc.cmd == "configure terminal" || tc.cmd == "exit" {
+			continue // mode changes print nothing
+		}
 		var v any
 		if err := json.Unmarshal([]byte(out), &v); err != nil {
 			t.Errorf("%s: not JSON: %v\n%s", tc.cmd, err, out)
@@ -422,4 +441,157 @@ func TestRegister(t *testing.T) {
 		}
 	}()
 	tree.Register("show widgets", func(*Session, []string) error { return nil }, nil)
+}
+
+// TestAttach runs the interactive client of `mtev-supervise console` (the
+// terminal side of telnet) against the unix socket.
+func TestAttach(t *testing.T) {
+	f := newFixture(t, nil)
+	conn, err := net.Dial("unix", f.unix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	inR, inW := io.Pipe()
+	var out syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- Attach(conn, inR, &out, func() (int, int, bool) { return 90, 20, true }) }()
+	if !poll(func() bool { return strings.Contains(out.String(), "app# ") }) {
+		t.Fatalf("no prompt: %q", out.String())
+	}
+	inW.Write([]byte("show ver\t\r"))
+	if !poll(func() bool { return strings.Contains(out.String(), "build sysname:") }) {
+		t.Fatalf("no output: %q", out.String())
+	}
+	if !strings.Contains(out.String(), "show version \r\n") {
+		t.Errorf("the completed line was not echoed: %q", out.String())
+	}
+	inW.Write([]byte("exit\r"))
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("attach: %v", err)
+		}
+	case <-time.After(waitLimit):
+		t.Fatal("attach did not end after exit")
+	}
+	inW.Close()
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestLabels: while a command runs, its goroutine carries the session and
+// the command as pprof labels, so a goroutine dump names a stuck command.
+func TestLabels(t *testing.T) {
+	tree := NewTree()
+	var dump bytes.Buffer
+	tree.Register("stuck here", func(s *Session, args []string) error {
+		return pprof.Lookup("goroutine").WriteTo(&dump, 1)
+	}, nil)
+	s := newSession(NewServer(Options{}), context.Background(), io.Discard)
+	s.modes = []*Mode{{Name: "t", Tree: tree, Prompt: func(*Session) string { return "> " }}}
+	if err := s.Execute("stu he"); err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`"mtev.console.command":"stuck here"`).MatchString(dump.String()) {
+		t.Errorf("no command label in the goroutine dump:\n%.2000s", dump.String())
+	}
+}
+
+// TestPlainTCP: nc on the TCP console. The telnet offer is followed by an
+// erase of the line, and then plain lines without echo.
+func TestPlainTCP(t *testing.T) {
+	f := newFixture(t, nil)
+	p := dialPeer(t, "tcp", f.tcp)
+	p.expect(`^\r\x1b\[Kapp: \(no auth\)\r\napp# `)
+	p.send("show version\n")
+	out := p.expect(`app# `)
+	if !strings.HasPrefix(out, "build sysname:\tlinux\n") {
+		t.Errorf("plain output over TCP: %q", out)
+	}
+	p.mu.Lock()
+	cmds := p.cmds.String()
+	p.mu.Unlock()
+	if cmds != string(negotiation) {
+		t.Errorf("telnet commands sent to a plain client: %q, want only the offer", cmds)
+	}
+}
+
+// TestHistoryFile: with a history file, a new session recalls the lines of
+// the previous ones; the file is trimmed when it grows past twice the
+// history.
+func TestHistoryFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "history")
+	var lines []string
+	for i := 0; i < 30; i++ {
+		lines = append(lines, fmt.Sprintf("help %d", i))
+	}
+	os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o600)
+	f := newFixture(t, func(o *Options) { o.HistoryFile, o.History = file, 10 })
+	p := dialPeer(t, "tcp", f.tcp)
+	p.expect(`app# `)
+	p.send(telnetHello)
+	p.send("show version\r")
+	p.expect(`build sysname:`)
+	p.send("exit\r")
+	p.closed()
+	q := dialPeer(t, "tcp", f.tcp)
+	q.expect(`app# `)
+	q.send(telnetHello)
+	q.send("\x1b[A\x1b[A\r") // "exit", then "show version"
+	q.expect(`show version\r\nbuild sysname:`)
+	// 10 lines kept of the 30 (the file was trimmed), then what the two
+	// sessions added: show version, exit, show version.
+	b, _ := os.ReadFile(file)
+	if got := strings.Split(strings.TrimSpace(string(b)), "\n"); len(got) != 13 || got[0] != "help 20" || got[12] != "show version" {
+		t.Errorf("history file:\n%s", b)
+	}
+}
+
+// TestApply: libmtev's apply runs a command per value of a range.
+func TestApply(t *testing.T) {
+	tree := NewTree()
+	tree.Register("echo", func(s *Session, args []string) error {
+		s.Printf("%s\n", strings.Join(args, "|"))
+		return nil
+	}, nil)
+	var out bytes.Buffer
+	s := newSession(NewServer(Options{}), context.Background(), &out)
+	s.modes = []*Mode{{Name: "t", Tree: tree, Prompt: func(*Session) string { return "> " }}}
+	cases := []struct{ line, want string }{
+		{"apply i 1..3 echo loop {i}", "loop|1\nloop|2\nloop|3\n"},
+		{"apply i 0,5..12 echo {i}", "0\n5\n10\n"},
+		{"apply ip 10.0.0.0/30 echo host={ip}", "host=10.0.0.0\nhost=10.0.0.1\nhost=10.0.0.2\nhost=10.0.0.3\n"},
+		{"apply w a,b echo {w}{w}", "aa\nbb\n"},
+		{`apply w "x y" echo {w}`, "x y\n"},
+	}
+	for _, tc := range cases {
+		out.Reset()
+		if err := s.Execute(tc.line); err != nil {
+			t.Errorf("%s: %v", tc.line, err)
+		}
+		if out.String() != tc.want {
+			t.Errorf("%s: %q, want %q", tc.line, out.String(), tc.want)
+		}
+	}
+	for _, bad := range []string{"apply i 3..1 echo", "apply i 1..1000 echo {i}", "apply ip 10.0.0.0/16 echo", "apply i 1..2", "apply i 1,1..5 echo"} {
+		if err := s.Execute(bad); err == nil {
+			t.Errorf("%s: no error", bad)
+		}
+	}
 }

@@ -33,7 +33,7 @@
 //
 // # Built-in commands
 //
-// help, exit, show version, show eventer pools, show eventer debug
+// help, exit, apply (in every mode), show version, show eventer pools, show eventer debug
 // timers|sockets|jobq [NAME]|memory, mtev jobq NAME concurrency|min|max|floor
 // N, show log [NAME [N]], log connect FACILITY, [no] log
 // enable|disable|debug FACILITY, show conf PATH, configure terminal (ls, cd,
@@ -44,7 +44,9 @@
 //
 // # Threads and must-not-block rules
 //
-// Each session runs on its own goroutine, one command at a time; a command
+// Each session runs on its own goroutine, one command at a time, labelled
+// (runtime/pprof) mtev.console=<session> and mtev.console.command=<command>
+// while the command runs, so a goroutine dump names a stuck command; a command
 // may block (log connect waits for a key) without affecting other sessions,
 // but it should watch Session.Context, which ends when the client leaves or
 // the server shuts down. Commands must not run on an eventer loop. Register

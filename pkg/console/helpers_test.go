@@ -42,7 +42,7 @@ type fixture struct {
 
 // newFixture serves a console with a real eventer, log graph and
 // configuration file on TCP loopback and a unix socket.
-func newFixture(t *testing.T, mod func(*Options)) *fixture {
+func newFixture(t testing.TB, mod func(*Options)) *fixture {
 	t.Helper()
 	dir := t.TempDir()
 	f := &fixture{file: filepath.Join(dir, "app.conf")}

@@ -233,7 +233,9 @@ type Mounter interface {
 	Handle(method, base, expr string, h http.Handler) error
 }
 
-// Mount serves the websocket console at GET /mtev/console.
+// Mount serves the websocket console at /mtev/console, as libmtev's route
+// "WS /mtev/console" (pkg/rest's MethodWebSocket: a GET asking for an
+// upgrade; such routes have no handler deadline).
 func (s *Server) Mount(m Mounter) error {
-	return m.Handle("GET", "/mtev/", "console", s.Handler())
+	return m.Handle("WS", "/mtev/", "console", s.Handler())
 }

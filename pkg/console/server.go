@@ -17,6 +17,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/google/renameio/v2"
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
@@ -52,6 +53,11 @@ type Options struct {
 	// History is how many lines a terminal session remembers (default
 	// 500, as libmtev).
 	History int
+	// HistoryFile, when set, keeps terminal history across sessions
+	// (libmtev's history_file): a session starts with its last lines and
+	// appends each line it reads. Errors reading or writing it are
+	// reported to OnError and otherwise ignored.
+	HistoryFile string
 	// Telnet says when to start telnet negotiation on a stream listener:
 	// "auto" (default) negotiates at once on TCP (a stock telnet client
 	// expects it) and on unix sockets only when the client starts with a
@@ -329,7 +335,9 @@ func (s *Server) serveConn(conn net.Conn, auth string) {
 	}{br, conn}, max: s.opts.MaxLine}
 	// Everyone gets the banner and a prompt at once (nc, socat and telnet
 	// users expect to be greeted); a TCP client is also offered telnet.
-	if negotiate && lc.writeRaw(negotiation) != nil {
+	// After the negotiation, "\r ESC[K" erases what a client that is not
+	// telnet (nc on a terminal) shows of those bytes.
+	if negotiate && lc.writeRaw(append(negotiation[:len(negotiation):len(negotiation)], "\r\x1b[K"...)) != nil {
 		return
 	}
 	if _, err := lc.Write([]byte(fmt.Sprintf("%s: %s\r\n%s# ", s.name, auth, s.name))); err != nil {
@@ -396,7 +404,7 @@ func (s *Server) serveTelnet(ctx context.Context, lc *lineConn) {
 	tmu.Lock()
 	t = term.NewTerminal(&validUTF8{r: lc, w: lc}, s.name+"# ")
 	tmu.Unlock()
-	t.History = newHistory(s.opts.History)
+	t.History = s.newHistory()
 	sess := newSession(s, ctx, t)
 	sess.waitInput = func(ctx context.Context) error {
 		var b [1]byte
@@ -471,21 +479,61 @@ func commonPrefix(c []string) string {
 	return p
 }
 
-// history is a bounded ring of input lines for term.Terminal.
+// history is a bounded ring of input lines for term.Terminal, kept in a
+// file when one is configured.
 type history struct {
 	lines []string
 	max   int
+	file  string
+	srv   *Server
 }
 
-func newHistory(max int) *history { return &history{max: max} }
+func (s *Server) newHistory() *history {
+	h := &history{max: s.opts.History, file: s.opts.HistoryFile, srv: s}
+	if h.file == "" {
+		return h
+	}
+	b, err := os.ReadFile(h.file)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		s.report(fmt.Errorf("console: history: %w", err))
+	}
+	all := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	for _, l := range all {
+		h.push(l)
+	}
+	if len(all) > 2*h.max {
+		// Keep the file about as long as the history it holds.
+		if err := renameio.WriteFile(h.file, []byte(strings.Join(h.lines, "\n")+"\n"), 0o600); err != nil {
+			s.report(fmt.Errorf("console: history: %w", err))
+		}
+	}
+	return h
+}
 
-func (h *history) Add(l string) {
+func (h *history) push(l string) bool {
 	if l == "" || (len(h.lines) > 0 && h.lines[len(h.lines)-1] == l) {
-		return
+		return false
 	}
 	h.lines = append(h.lines, l)
 	if len(h.lines) > h.max {
 		h.lines = h.lines[len(h.lines)-h.max:]
+	}
+	return true
+}
+
+func (h *history) Add(l string) {
+	if !h.push(l) || h.file == "" {
+		return
+	}
+	f, err := os.OpenFile(h.file, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err == nil {
+		_, err = f.WriteString(l + "\n")
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		h.srv.report(fmt.Errorf("console: history: %w", err))
 	}
 }
 
@@ -502,7 +550,8 @@ func SocketPath(stateDir, service string) string {
 
 // validUTF8 replaces bytes that are not UTF-8 with '?' on the way to the
 // line editor, which otherwise stops at an invalid byte until more input
-// arrives. A rune split across reads is kept for the next read.
+// arrives, and turns ^C into "clear the line". A rune split across reads is
+// kept for the next read.
 type validUTF8 struct {
 	r    io.Reader
 	w    io.Writer
@@ -512,10 +561,11 @@ type validUTF8 struct {
 func (v *validUTF8) Write(p []byte) (int, error) { return v.w.Write(p) }
 
 func (v *validUTF8) Read(p []byte) (int, error) {
-	if len(p) < utf8.UTFMax+1 {
+	if len(p) < 16 {
 		return v.r.Read(p)
 	}
-	buf := make([]byte, len(p)-len(v.tail))
+	// Each input byte becomes at most two (^C), a kept tail included.
+	buf := make([]byte, (len(p)-2*len(v.tail))/2)
 	n, err := v.r.Read(buf)
 	data := append(v.tail, buf[:n]...)
 	v.tail = nil
@@ -528,9 +578,14 @@ func (v *validUTF8) Read(p []byte) (int, error) {
 			}
 		}
 		r, size := utf8.DecodeRune(data)
-		if r == utf8.RuneError && size <= 1 {
+		switch {
+		case r == utf8.RuneError && size <= 1:
 			out = append(out, '?')
-		} else {
+		case r == 3:
+			// ^C clears the line (^E ^U) instead of ending the
+			// session, as x/term would.
+			out = append(out, 5, 21)
+		default:
 			out = append(out, data[:size]...)
 		}
 		data = data[size:]

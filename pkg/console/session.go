@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime/pprof"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -157,6 +159,11 @@ func (s *Session) Execute(line string) error {
 		return s.help(tree, words[1:])
 	case words[len(words)-1] == "?":
 		return s.help(tree, words[:len(words)-1])
+	case strings.EqualFold(words[0], "apply"):
+		if s.json {
+			words = append(words, "--json")
+		}
+		return s.apply(words[1:])
 	case strings.EqualFold(words[0], "exit") && len(words) == 1:
 		if len(s.modes) > 1 {
 			s.modes = s.modes[:len(s.modes)-1]
@@ -175,6 +182,10 @@ func (s *Session) Execute(line string) error {
 		}
 		return s.help(tree, path)
 	}
+	// A goroutine dump names the session and the command it runs.
+	pprof.SetGoroutineLabels(pprof.WithLabels(s.ctx, pprof.Labels(
+		"mtev.console", strconv.FormatUint(s.id, 10), "mtev.console.command", strings.Join(path, " "))))
+	defer pprof.SetGoroutineLabels(s.ctx)
 	return cmd.Run(s, args)
 }
 
@@ -190,6 +201,7 @@ func (s *Session) help(tree *Tree, words []string) error {
 			exit = "end the session"
 		}
 		lines = append(lines, fmt.Sprintf("  %-16s %s", "exit", exit))
+		lines = append(lines, fmt.Sprintf("  %-16s %s", "apply", "apply NAME a..b|a,n..b|IP/mask|x,y COMMAND: run COMMAND per value, {NAME} replaced"))
 	}
 	return s.Output(lines, func(w io.Writer) {
 		for _, l := range lines {
@@ -210,7 +222,7 @@ func (s *Session) Complete(line string) []string {
 	}
 	c := s.Mode().Tree.Complete(s, words)
 	if len(words) == 1 {
-		c = append(c, filterPrefix([]string{"help", "exit"}, words[0])...)
+		c = append(c, filterPrefix([]string{"help", "exit", "apply"}, words[0])...)
 	}
 	return c
 }

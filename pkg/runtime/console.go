@@ -20,7 +20,8 @@ import (
 
 // ConsoleOptions configure the console a service serves (App.Console).
 // Besides the unix socket, the console is served on every <listener
-// type="mtev_console"> (TCP or unix; <config>: acl, line_protocol) and as a
+// type="mtev_console"> (TCP or unix; <config>: acl, line_protocol,
+// history_file) and as a
 // websocket at /mtev/console on the HTTP listeners.
 type ConsoleOptions struct {
 	// Socket is the unix socket; default console.SocketPath(state dir,
@@ -60,6 +61,7 @@ func startConsole(app App, rt *Runtime, stop context.CancelFunc) (func(), error)
 			return nil, err
 		}
 		opts.Allow = allow
+		opts.HistoryFile = spec.Config["history_file"]
 		switch spec.Config["line_protocol"] {
 		case "telnet":
 			opts.Telnet = "on"
