@@ -38,10 +38,14 @@ func (i Interest) String() string {
 	return b.String()
 }
 
+// epollBits maps an interest to epoll events. EPOLLRDHUP goes with read
+// interest only: it is level-triggered, so a descriptor whose peer has shut
+// its side down would otherwise wake a loop that is not reading it on every
+// iteration, and the loop would spin.
 func epollBits(i Interest) uint32 {
-	var ev uint32 = unix.EPOLLRDHUP
+	var ev uint32
 	if i&Read != 0 {
-		ev |= unix.EPOLLIN
+		ev |= unix.EPOLLIN | unix.EPOLLRDHUP
 	}
 	if i&Write != 0 {
 		ev |= unix.EPOLLOUT

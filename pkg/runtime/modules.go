@@ -12,11 +12,18 @@ import (
 // without one) once the eventer runs, before App.Start, and keeps them in
 // rt.Modules. A failure names the module, the stage and file:line, and
 // stops the start.
-func startModules(ctx context.Context, rt *Runtime) error {
+func startModules(ctx context.Context, app App, rt *Runtime) error {
 	if rt.Config == nil {
 		return nil
 	}
-	set, err := module.Load(ctx, rt.Config, moduleHost(rt))
+	specs, err := module.Specs(rt.Config)
+	if err != nil {
+		return err
+	}
+	if app.Modules != nil {
+		specs = app.Modules(specs)
+	}
+	set, err := module.Start(ctx, specs, moduleHost(rt))
 	if err != nil {
 		return err
 	}

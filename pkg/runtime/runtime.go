@@ -52,6 +52,11 @@ type App struct {
 	// FlightRecorder is the window of the runtime/trace flight recorder
 	// whose snapshot goes with a dump; zero means 10 s, negative off.
 	FlightRecorder time.Duration
+	// Modules, when set, is given the modules of the <modules> section
+	// before they start and returns those to start: a program that runs
+	// some images itself (the lua command runs lua_general) leaves them
+	// out. Nil starts them all.
+	Modules func([]module.Spec) []module.Spec
 	// ConfigFile is the application's XML configuration (optional). Its
 	// <eventer> section overrides Eventer, its <logs> section configures
 	// Runtime.Logs; both are validated with file:line errors. Runtime.Reload
@@ -394,7 +399,7 @@ func serve(ctx context.Context, app App, rt *Runtime) error {
 		return err
 	}
 	defer rt.stopListeners()
-	if err := startModules(ctx, rt); err != nil {
+	if err := startModules(ctx, app, rt); err != nil {
 		return err
 	}
 	defer rt.Modules.Close()
