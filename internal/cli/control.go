@@ -98,6 +98,9 @@ func writeStatus(w io.Writer, st *watchdog.StatusInfo) {
 		fmt.Fprintf(w, "  status: %s\n", st.NotifyStatus)
 	}
 	fmt.Fprintf(w, "  supervisor pid %d, command %q\n", st.SupervisorPID, st.Command)
+	if st.Containment != "" {
+		fmt.Fprintf(w, "  containment: %s\n", st.Containment)
+	}
 	for _, h := range st.Hearts {
 		fmt.Fprintf(w, "  heart#%d %-20s %-8s tid %-7d last beat %v ago (timeout %v)\n", h.Slot, h.Name, h.State, h.ThreadID,
 			time.Duration(h.AgeMS)*time.Millisecond, time.Duration(h.TimeoutMS)*time.Millisecond)

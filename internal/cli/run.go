@@ -41,6 +41,7 @@ type runFlags struct {
 	stopSig  string
 	output   string
 	hearts   string
+	access   string
 	quiet    bool
 	config   string
 
@@ -57,11 +58,12 @@ func (f *runFlags) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&c.BackoffMin, "backoff-min", watchdog.DefaultBackoffMin, "first delay before a restart; grows exponentially with jitter")
 	fs.DurationVar(&c.BackoffMax, "backoff-max", watchdog.DefaultBackoffMax, "longest delay before a restart")
 	fs.DurationVar(&c.BackoffReset, "backoff-reset", watchdog.DefaultBackoffReset, "a run this long resets the backoff")
-	fs.IntVar(&c.Retries, "retries", watchdog.DefaultRetries, "crash-loop limit: this many deaths within --span end the supervisor with status 3")
+	fs.IntVar(&c.Retries, "retries", watchdog.DefaultRetries, "crash-loop limit: this many deaths within --span end the supervisor with status 3 (0 or 1: never restart, as in libmtev)")
 	fs.DurationVar(&c.Span, "span", watchdog.DefaultSpan, "crash-loop window")
 	fs.StringVar(&f.stopSig, "stop-signal", "TERM", "signal for a graceful stop")
 	fs.DurationVar(&c.StopTimeout, "stop-timeout", watchdog.DefaultStopTimeout, "after this, the child's process group is killed")
 	fs.BoolVar(&c.Notify, "notify", false, "the child speaks the systemd notify protocol (NOTIFY_SOCKET)")
+	fs.StringVar(&f.access, "notify-access", string(watchdog.NotifyMain), "whose notify messages count: main (the child and its live descendants), exec (also senders that exited before they were read), all (any process of this user) or none")
 	fs.DurationVar(&c.StartupTimeout, "startup-timeout", 0, "with --notify: no READY=1 within this is a stall; with hearts: the longest a heart may go before its first beat (default 30s)")
 	fs.DurationVar(&c.Watchdog, "watchdog", 0, "with --notify: no WATCHDOG=1 for this long after READY=1 is a stall")
 	fs.IntVar(&c.LogTail, "log-tail", watchdog.DefaultLogTail, "lines of child output kept with each incident")
@@ -110,6 +112,19 @@ func (f *runFlags) resolve(env *Env, command []string) (watchdog.Config, error) 
 		c.ZeroBackoff = true
 	}
 	c.Hearts = watchdog.HeartsMode(f.hearts)
+	a, err := watchdog.ParseNotifyAccess(f.access)
+	if err != nil {
+		return c, usageError("--notify-access: %v", err)
+	}
+	c.NotifyAccess = a
+	switch {
+	case c.Retries < 0:
+		return c, usageError("--retries %d: want 0 or more", c.Retries)
+	case c.Retries == 0:
+		// libmtev treats 0 and 1 alike: the first death ends it. (The
+		// Config's zero value means the default.)
+		c.Retries = 1
+	}
 	switch f.output {
 	case "plain", "prefix", "json":
 	default:

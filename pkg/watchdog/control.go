@@ -35,6 +35,9 @@ type StatusInfo struct {
 	NextStartInMS int64       `json:"next_start_in_ms,omitempty"`
 	Command       []string    `json:"command"`
 	Hearts        []HeartInfo `json:"hearts,omitempty"`
+	// Containment names how the child's tree is kept from outliving it
+	// and the supervisor (see docs/processes.md).
+	Containment string `json:"containment,omitempty"`
 }
 
 // HeartInfo is one heart of the child, as the supervisor sees it.
@@ -129,6 +132,7 @@ func (s *Supervisor) status() StatusInfo {
 		Restarts:      max(0, s.starts-1),
 		LastExit:      s.lastExit,
 		Command:       s.cfg.Command,
+		Containment:   ContainMode,
 	}
 	if !s.lastEnd.IsZero() {
 		t := s.lastEnd

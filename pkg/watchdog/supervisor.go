@@ -96,6 +96,7 @@ type Supervisor struct {
 	tableFile     *os.File
 	monitor       *hearts.Monitor
 	spawn         *spawner
+	tree          string // marks the child's processes (see contain.go)
 	lastExit      *trace.Exit
 	warnedCapture bool // warnUncapturable said its piece
 	preloaded     preloadCache
@@ -174,6 +175,7 @@ func New(cfg Config, opts Options) (*Supervisor, error) {
 		done:    make(chan struct{}),
 		backoff: newBackoff(cfg),
 		loop:    newCrashLoop(cfg.Retries, cfg.Span),
+		tree:    newTreeToken(),
 	}, nil
 }
 
@@ -213,6 +215,11 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 	cleanup = append(cleanup, func() { s.journal.Close() })
 	s.spawn = newSpawner()
 	cleanup = append(cleanup, s.spawn.close, s.wg.Wait)
+	g, err := startGuard(s.spawn, s.tree)
+	if err != nil {
+		return err
+	}
+	cleanup = append(cleanup, g.close)
 	closeHearts, err := s.openHearts()
 	if err != nil {
 		return err
@@ -225,6 +232,8 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 			return err
 		}
 		s.notify = n
+		n.access = s.cfg.NotifyAccess
+		n.warn = func(err error) { s.event(Warning{Err: err}) }
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
@@ -347,6 +356,7 @@ func (s *Supervisor) run(ctx context.Context) error {
 			c.killT = nil
 			s.event(Killed{PID: c.pid})
 			signalGroup(c.pid, syscall.SIGKILL)
+			killTree(s.tree)
 		case <-timerC(childTimer(c, "startup")):
 			c.startupT = nil
 			if !c.ready && c.planned == "" {
@@ -448,6 +458,7 @@ func (s *Supervisor) childEnv(start int) []string {
 		"MTEV_SERVICE="+s.cfg.Name,
 		"MTEV_START_COUNT="+strconv.Itoa(start),
 		"MTEV_SUPERVISOR_PID="+strconv.Itoa(os.Getpid()),
+		treeEnv+"="+s.tree,
 	)
 	if s.notify != nil {
 		env = append(env, "NOTIFY_SOCKET="+s.notify.addr)
@@ -474,6 +485,7 @@ func (s *Supervisor) startChild() error {
 	}
 	s.starts = start
 	s.cur = c
+	s.notifyTrack(c)
 	s.event(Started{PID: c.pid, StartCount: start, Command: s.cfg.Command})
 	if s.cfg.Notify && s.cfg.StartupTimeout > 0 {
 		c.startupAt = c.started.Add(s.cfg.StartupTimeout)
@@ -604,13 +616,16 @@ func (s *Supervisor) exited(m exitMsg) {
 		return
 	}
 	s.cur = nil
+	s.notifyTrack(nil)
 	for _, t := range []*time.Timer{c.killT, c.startupT, c.watchT} {
 		if t != nil {
 			t.Stop()
 		}
 	}
-	// Whatever is left of the child's process group goes with it.
+	// Whatever is left of the child's tree goes with it: its process
+	// group, and processes that left the group or the session.
 	signalGroup(c.pid, syscall.SIGKILL)
+	killTree(s.tree)
 	defer c.crashFD.Close()
 	if c.dump != nil {
 		defer c.dump.Close()
@@ -740,6 +755,7 @@ func (s *Supervisor) stopChild(c *child, planned, why string) {
 	c.planned = planned
 	s.event(Stopping{PID: c.pid, Signal: signalName(s.cfg.StopSignal), Reason: why})
 	signalGroup(c.pid, s.cfg.StopSignal)
+	signalTree(s.tree, c.pid, s.cfg.StopSignal)
 	// A stopped (SIGSTOP) child cannot act on the signal until continued.
 	signalGroup(c.pid, syscall.SIGCONT)
 	c.killT = time.NewTimer(s.cfg.StopTimeout)
@@ -827,7 +843,7 @@ var supervisorEnv = map[string]bool{
 	"NOTIFY_SOCKET": true, "WATCHDOG_USEC": true, "WATCHDOG_PID": true,
 	hearts.EnvFD: true, dump.EnvFD: true, CrashFDEnv: true,
 	"MTEV_SERVICE": true, "MTEV_START_COUNT": true, "MTEV_SUPERVISOR_PID": true,
-	trampolineEnv: true, trampolinePathEnv: true,
+	trampolineEnv: true, trampolinePathEnv: true, treeEnv: true, guardEnv: true,
 }
 
 // preloadCache remembers delve.Preload's verdict per executable version,
