@@ -181,6 +181,11 @@ type controlServer struct {
 	wg    sync.WaitGroup
 	mu    sync.Mutex
 	conns map[net.Conn]bool
+
+	// Refused peers and bad requests are logged through warn, at most
+	// once per peer pid per interval.
+	warn    func(error)
+	refused *refusals
 }
 
 type controlRequest struct {
@@ -218,7 +223,7 @@ func listenControl(path string) (*controlServer, error) {
 		ln.Close()
 		return nil, fmt.Errorf("watchdog: control socket: %w", err)
 	}
-	return &controlServer{ln: ln, path: path, conns: map[net.Conn]bool{}}, nil
+	return &controlServer{ln: ln, path: path, conns: map[net.Conn]bool{}, refused: newRefusals(refusalInterval, nil)}, nil
 }
 
 func (cs *controlServer) serve(s *Supervisor) {
@@ -228,7 +233,13 @@ func (cs *controlServer) serve(s *Supervisor) {
 			cs.wg.Wait()
 			return
 		}
-		if !peerAllowed(conn) {
+		cred, ok := peerAllowed(conn)
+		if !ok {
+			if cred != nil {
+				cs.report(int(cred.Pid), fmt.Sprintf("peer uid %d is neither the supervisor's nor root's", cred.Uid))
+			} else {
+				cs.report(0, "no peer credentials")
+			}
 			conn.Close()
 			continue
 		}
@@ -244,12 +255,25 @@ func (cs *controlServer) serve(s *Supervisor) {
 				cs.mu.Unlock()
 				conn.Close()
 			}()
-			cs.conn(s, conn)
+			cs.conn(s, conn, int(cred.Pid))
 		}()
 	}
 }
 
-func (cs *controlServer) conn(s *Supervisor, conn net.Conn) {
+// report logs a refusal, rate-limited per peer.
+func (cs *controlServer) report(pid int, why string) {
+	ok, suppressed := cs.refused.allow(pid)
+	if !ok || cs.warn == nil {
+		return
+	}
+	more := ""
+	if suppressed > 0 {
+		more = fmt.Sprintf(" (%d more from it suppressed in the last %v)", suppressed, cs.refused.interval)
+	}
+	cs.warn(fmt.Errorf("watchdog: control socket: request from pid %d refused: %s%s", pid, why, more))
+}
+
+func (cs *controlServer) conn(s *Supervisor, conn net.Conn, peer int) {
 	sc := bufio.NewScanner(conn)
 	sc.Buffer(make([]byte, 4096), 64<<10)
 	enc := json.NewEncoder(conn)
@@ -258,6 +282,7 @@ func (cs *controlServer) conn(s *Supervisor, conn net.Conn) {
 		var resp controlResponse
 		if err := json.Unmarshal(sc.Bytes(), &req); err != nil {
 			resp.Error = "bad request: " + err.Error()
+			cs.report(peer, resp.Error)
 		} else {
 			switch req.Op {
 			case "status":
@@ -275,6 +300,7 @@ func (cs *controlServer) conn(s *Supervisor, conn net.Conn) {
 				}
 			default:
 				resp.Error = fmt.Sprintf("unknown op %q", req.Op)
+				cs.report(peer, resp.Error)
 			}
 		}
 		if enc.Encode(resp) != nil {
@@ -294,19 +320,21 @@ func (cs *controlServer) close() {
 	cs.wg.Wait()
 }
 
-func peerAllowed(conn *net.UnixConn) bool {
+// peerAllowed reports whether the peer may use the socket, with its
+// credentials (nil when they cannot be read).
+func peerAllowed(conn *net.UnixConn) (*unix.Ucred, bool) {
 	raw, err := conn.SyscallConn()
 	if err != nil {
-		return false
+		return nil, false
 	}
 	var cred *unix.Ucred
 	var cerr error
 	if err := raw.Control(func(fd uintptr) {
 		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
 	}); err != nil || cerr != nil {
-		return false
+		return nil, false
 	}
-	return cred.Uid == uint32(os.Geteuid()) || cred.Uid == 0
+	return cred, cred.Uid == uint32(os.Geteuid()) || cred.Uid == 0
 }
 
 // Control sends one request to the supervisor of service name in stateDir

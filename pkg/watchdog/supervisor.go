@@ -246,6 +246,7 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	ctl.warn = func(err error) { s.event(Warning{Err: err}) }
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
