@@ -668,9 +668,9 @@ func (s *Supervisor) exited(m exitMsg) {
 	}
 	// A linked child's crash output arrives through its memfd; any other
 	// Go child's through stderr.
-	crash := readCrashFD(c.crashFD)
+	crash, from := readCrashFD(c.crashFD), "crash-output"
 	if len(crash) == 0 {
-		crash = c.crash.bytes()
+		crash, from = c.crash.bytes(), "stderr"
 	}
 	if isGoCrash(ex, crash) {
 		reason = trace.ReasonCrash
@@ -682,7 +682,7 @@ func (s *Supervisor) exited(m exitMsg) {
 	rec.Exit = &ex
 	rec.UptimeMS = ms(uptime)
 	rec.Action = s.actionFor(clean)
-	p := pending{rec: rec, crash: crash}
+	p := pending{rec: rec, crash: crash, crashFrom: from}
 	if ex.CoreDumped {
 		var why string
 		if p.core, why = findCore(s.cfg.Dir, c.pid, c.started); p.core != "" {
