@@ -123,8 +123,8 @@ type pending struct {
 	// crashFrom is where crash came from: "crash-output" (the
 	// memfd the child's runtime wrote) or "stderr" (its standard error).
 	crashFrom string
-	core  string // core file the kernel wrote, if any
-	exe   string // the child's executable, for reading the core
+	core      string // core file the kernel wrote, if any
+	exe       string // the child's executable, for reading the core
 }
 
 // sameCrash counts incidents per fingerprint within a span.
