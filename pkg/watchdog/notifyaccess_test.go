@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -145,5 +146,35 @@ func TestRefusalsRateLimit(t *testing.T) {
 	}
 	if len(r.per) > maxSenders+1 {
 		t.Fatalf("%d entries kept, want at most %d", len(r.per), maxSenders+1)
+	}
+}
+
+// A journal whose tail was torn is repaired when the supervisor opens it,
+// and the repair is logged.
+func TestJournalRepairLogged(t *testing.T) {
+	dir := t.TempDir()
+	for range 3 {
+		s, _ := newTestSupervisor(t, Config{StateDir: dir, Command: []string{"true"}, Restart: RestartNever})
+		if err := s.Serve(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seg := filepath.Join(JournalDir(dir), "00000000000000000001.seg")
+	fi, err := os.Stat(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(seg, fi.Size()-5); err != nil {
+		t.Fatal(err)
+	}
+	s, ev := newTestSupervisor(t, Config{StateDir: dir, Command: []string{"true"}, Restart: RestartNever})
+	if err := s.Serve(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := ev.count(func(e Event) bool {
+		w, ok := e.(Warning)
+		return ok && strings.Contains(w.Err.Error(), "journal repaired") && strings.Contains(w.Err.Error(), "records 3 to 3 are lost")
+	}); n != 1 {
+		t.Fatalf("%d journal repair warnings, want 1", n)
 	}
 }

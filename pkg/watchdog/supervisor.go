@@ -206,7 +206,7 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 	if s.opts.Journal != nil {
 		s.journal = s.opts.Journal
 	} else {
-		j, err := openJournal(s.cfg)
+		j, err := openJournal(s.cfg, func(err error) { s.event(Warning{Err: err}) })
 		if err != nil {
 			return err
 		}
