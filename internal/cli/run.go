@@ -7,8 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"strings"
 	"sync"
 	"syscall"
@@ -248,9 +246,9 @@ func supervise(ctx context.Context, env *Env, cfg watchdog.Config, output string
 	}
 	w.service = sup.Config().Name
 
-	fwd := make(chan os.Signal, 4)
-	signal.Notify(fwd, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
-	defer signal.Stop(fwd)
+	// Caught since the process started (earlySignals); those that came
+	// before the supervisor existed are forwarded now.
+	fwd := earlySignals
 	fwdDone := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
