@@ -35,6 +35,7 @@ type StatusInfo struct {
 	NextStartInMS int64       `json:"next_start_in_ms,omitempty"`
 	Command       []string    `json:"command"`
 	Hearts        []HeartInfo `json:"hearts,omitempty"`
+	StopTimeoutMS int64       `json:"stop_timeout_ms,omitempty"` // how long a graceful stop may take
 	// Containment names how the child's tree is kept from outliving it
 	// and the supervisor (see docs/processes.md).
 	Containment string `json:"containment,omitempty"`
@@ -133,6 +134,7 @@ func (s *Supervisor) status() StatusInfo {
 		LastExit:      s.lastExit,
 		Command:       s.cfg.Command,
 		Containment:   ContainMode,
+		StopTimeoutMS: ms(s.cfg.StopTimeout),
 	}
 	if !s.lastEnd.IsZero() {
 		t := s.lastEnd
@@ -344,7 +346,12 @@ func Control(ctx context.Context, stateDir, name, op string) (*StatusInfo, error
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", path)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) {
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			// The file is there, nobody listens: a supervisor that was
+			// killed left it. The next start of the service removes it.
+			return nil, fmt.Errorf("%w (stale control socket at %s: its supervisor is gone; the next start removes it)", ErrNotRunning, path)
+		}
+		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("%w (no control socket at %s)", ErrNotRunning, path)
 		}
 		return nil, fmt.Errorf("watchdog: control: %w", err)
