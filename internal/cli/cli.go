@@ -177,7 +177,7 @@ func newFlagSet(env *Env, name, synopsis string) *flag.FlagSet {
 // parseFlags parses args with fs, turning flag errors into usage errors.
 // --help returns flag.ErrHelp, which exits 0 after the usage is printed.
 func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
+	if err := parseExplained(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}

@@ -18,6 +18,10 @@ import (
 	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog"
 )
 
+// startupTimeoutDoc says what 0 means, from the one place the hearts'
+// default is set.
+var startupTimeoutDoc = "with --notify: no READY=1 within this is a stall (0: no deadline); with hearts: the longest a heart may go before its first beat (0: " + watchdog.DefaultHeartStartup.String() + ")"
+
 const (
 	runSynopsis     = "run [flags] -- CMD [ARGS...]"
 	outputFormatDoc = "how child output is written: plain (as is), prefix (name[pid]: line) or json (one object per line)"
@@ -62,7 +66,7 @@ func (f *runFlags) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&c.StopTimeout, "stop-timeout", watchdog.DefaultStopTimeout, "after this, the child's process group is killed")
 	fs.BoolVar(&c.Notify, "notify", false, "the child speaks the systemd notify protocol (NOTIFY_SOCKET)")
 	fs.StringVar(&f.access, "notify-access", string(watchdog.NotifyMain), "whose notify messages count: main (the child and its live descendants), exec (also senders that exited before they were read), all (any process of this user) or none")
-	fs.DurationVar(&c.StartupTimeout, "startup-timeout", 0, "with --notify: no READY=1 within this is a stall; with hearts: the longest a heart may go before its first beat (default 30s)")
+	fs.DurationVar(&c.StartupTimeout, "startup-timeout", 0, startupTimeoutDoc)
 	fs.DurationVar(&c.Watchdog, "watchdog", 0, "with --notify: no WATCHDOG=1 for this long after READY=1 is a stall")
 	fs.IntVar(&c.LogTail, "log-tail", watchdog.DefaultLogTail, "lines of child output kept with each incident")
 	fs.StringVar(&f.hearts, "hearts", string(watchdog.HeartsAuto), "heart table: auto (watch hearts a linked child creates), require (a child without a heart by --startup-timeout is stalled) or off")

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/hearts"
 )
 
 // Policy says when a child that ended is started again.
@@ -146,6 +148,9 @@ const (
 	DefaultCaptureBudget = 10 * time.Second
 	DefaultGliderBudget  = 30 * time.Second
 	DefaultCoreAboveRSS  = 256 << 20
+	// DefaultHeartStartup is the start-up deadline of hearts when
+	// StartupTimeout is 0; a notify child has none unless one is set.
+	DefaultHeartStartup = hearts.DefaultStartup
 )
 
 // ErrConfig marks an invalid configuration.
