@@ -231,9 +231,12 @@ func loadRun(env *Env, args []string, logs *log.Graph) (watchdog.Config, *runFla
 // events go to the terminal (per output) and through logs, facilities
 // "child/stdout", "child/stderr" and "supervisor", which reach nothing
 // unless the configuration connects them.
-func supervise(ctx context.Context, env *Env, cfg watchdog.Config, output string, quiet bool, logs *log.Graph, reload func() (watchdog.Config, error)) error {
+func supervise(ctx context.Context, env *Env, cfg watchdog.Config, output string, quiet bool, logs *log.Graph, reload func() (watchdog.Config, error), opts ...func(*outputWriter)) error {
 	w := newOutputWriter(env, output)
 	w.quiet = quiet
+	for _, o := range opts {
+		o(w)
+	}
 	if logs != nil {
 		w.facilities = map[watchdog.Stream]*log.Facility{
 			watchdog.Stdout: logs.Facility("child/stdout"),
@@ -319,6 +322,9 @@ type outputWriter struct {
 	service string
 	buf     []byte
 	quiet   bool // events go to the log graph only
+	// filter, when set, says whether a child line reaches the terminal
+	// (the log graph gets every line).
+	filter func(watchdog.Line) bool
 
 	// Log facilities (nil without a graph); looked up once, since a
 	// line's path must stay cheap.
@@ -335,6 +341,9 @@ func (w *outputWriter) line(l watchdog.Line) {
 		if e := f.Log(); e != nil {
 			e.Str("service", w.service).Int("pid", l.PID).Bool("partial", l.Partial).Msg(string(l.Text))
 		}
+	}
+	if w.filter != nil && !w.filter(l) {
+		return
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
