@@ -88,7 +88,8 @@ type Exit struct {
 	Sent bool `json:"sent,omitempty"`
 	// SenderPID is the process that sent it, when known. The kernel tells
 	// only the receiver, and the Go runtime does not print it, so it is
-	// set only when the supervisor itself sent the signal.
+	// set only when the supervisor itself sent the signal (one it
+	// forwarded, or a Signal request): then Sent is set too.
 	SenderPID int `json:"sender_pid,omitempty"`
 }
 

@@ -120,6 +120,7 @@ func (s *Supervisor) handle(r request) any {
 		if err := unix.Kill(s.cur.mainPID, r.sig); err != nil {
 			return fmt.Errorf("watchdog: signal pid %d: %w", s.cur.mainPID, err)
 		}
+		s.cur.sentSignal = signalName(r.sig)
 		return nil
 	}
 	return fmt.Errorf("watchdog: unknown request %q", r.op)

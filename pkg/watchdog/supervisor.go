@@ -124,6 +124,7 @@ type child struct {
 	status      string
 	mainPID     int
 	planned     string       // "", "stop", "restart", "stall": why the supervisor is ending it
+	sentSignal  string       // the last signal the supervisor sent it on request ("SIGUSR2")
 	capturing   bool         // a stall capture is running
 	pendingHard *trace.Stall // a hard stall waiting for the running capture
 	preload     chan error   // delve.Preload's verdict on the executable
@@ -647,6 +648,11 @@ func (s *Supervisor) exited(m exitMsg) {
 		} else {
 			ex.Code = &code
 		}
+	}
+	if c.sentSignal != "" && ex.Signal == c.sentSignal {
+		// Killed by a signal this supervisor forwarded (HUP, USR1, USR2,
+		// a Signal call): the sender is known.
+		ex.Sent, ex.SenderPID = true, os.Getpid()
 	}
 	s.lastExit, s.lastEnd = &ex, time.Now()
 	s.event(Exited{PID: c.pid, Exit: ex, Uptime: uptime, Planned: c.planned != ""})
