@@ -179,11 +179,12 @@ func (s *Supervisor) status() StatusInfo {
 // It listens on a unix socket with mode 0600 and refuses peers whose uid is
 // neither the supervisor's nor root's.
 type controlServer struct {
-	ln    *net.UnixListener
-	path  string
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	conns map[net.Conn]bool
+	ln      *net.UnixListener
+	path    string
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	conns   map[net.Conn]bool // value: answering a request right now
+	closing bool
 
 	// Refused peers and bad requests are logged through warn, at most
 	// once per peer pid per interval.
@@ -247,7 +248,7 @@ func (cs *controlServer) serve(s *Supervisor) {
 			continue
 		}
 		cs.mu.Lock()
-		cs.conns[conn] = true
+		cs.conns[conn] = false
 		cs.mu.Unlock()
 		cs.wg.Add(1)
 		go func() {
@@ -281,6 +282,9 @@ func (cs *controlServer) conn(s *Supervisor, conn net.Conn, peer int) {
 	sc.Buffer(make([]byte, 4096), 64<<10)
 	enc := json.NewEncoder(conn)
 	for sc.Scan() {
+		if !cs.setBusy(conn, true) {
+			return
+		}
 		var req controlRequest
 		var resp controlResponse
 		if err := json.Unmarshal(sc.Bytes(), &req); err != nil {
@@ -306,21 +310,45 @@ func (cs *controlServer) conn(s *Supervisor, conn net.Conn, peer int) {
 				cs.report(peer, resp.Error)
 			}
 		}
-		if enc.Encode(resp) != nil {
+		if enc.Encode(resp) != nil || !cs.setBusy(conn, false) {
 			return
 		}
 	}
 }
 
+// setBusy marks conn as answering a request (or done with one); it
+// reports false once the server is closing and conn is to end.
+func (cs *controlServer) setBusy(conn net.Conn, busy bool) bool {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if cs.closing {
+		return false
+	}
+	cs.conns[conn] = busy
+	return true
+}
+
 // close stops accepting, ends open connections and waits for them.
+// A connection answering a request (a stop, whose answer is written as the
+// supervisor ends) gets up to a second to write it.
 func (cs *controlServer) close() {
 	cs.ln.Close()
 	cs.mu.Lock()
-	for c := range cs.conns {
-		c.Close()
+	cs.closing = true
+	for c, busy := range cs.conns {
+		if !busy {
+			c.Close()
+		}
 	}
 	cs.mu.Unlock()
-	cs.wg.Wait()
+	if !waitTimeout(&cs.wg, time.Second) {
+		cs.mu.Lock()
+		for c := range cs.conns {
+			c.Close()
+		}
+		cs.mu.Unlock()
+		cs.wg.Wait()
+	}
 }
 
 // peerAllowed reports whether the peer may use the socket, with its

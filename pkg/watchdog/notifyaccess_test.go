@@ -3,6 +3,7 @@ package watchdog
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // exitedPID returns the pid of a process that ran and is gone.
@@ -176,5 +179,42 @@ func TestJournalRepairLogged(t *testing.T) {
 		return ok && strings.Contains(w.Err.Error(), "journal repaired") && strings.Contains(w.Err.Error(), "records 3 to 3 are lost")
 	}); n != 1 {
 		t.Fatalf("%d journal repair warnings, want 1", n)
+	}
+}
+
+// A file descriptor passed with a notify datagram (sd_notify_barrier,
+// systemd-notify --ready) is never kept: the sender waiting for its pipe to
+// close goes on.
+func TestNotifyPassedFDNotKept(t *testing.T) {
+	s, _ := newTestSupervisor(t, Config{Name: "fds", Command: []string{"sleep", "1000"}, Notify: true})
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(context.Background()) }()
+	defer func() { s.Stop(); <-done }()
+	waitFor(t, "the child", func() bool { st, err := s.Status(); return err == nil && st.PID != 0 })
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	to := &unix.SockaddrUnix{Name: filepath.Join(s.cfg.StateDir, "run", "fds.notify")}
+	if err := unix.Sendmsg(fd, []byte("BARRIER=1"), unix.UnixRights(int(w.Fd())), to, 0); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	// EOF only once every copy of the write end is closed.
+	got := make(chan error, 1)
+	go func() { _, err := r.Read(make([]byte, 1)); got <- err }()
+	select {
+	case err := <-got:
+		if err != io.EOF {
+			t.Fatalf("read: %v, want EOF", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the supervisor kept the passed file descriptor")
 	}
 }

@@ -21,8 +21,19 @@ type dgramReader struct {
 
 const (
 	dgramBatch = 32
-	dgramOOB   = 64 // room for one SCM_CREDENTIALS (unix.CmsgSpace(SizeofUcred) = 32)
+	// dgramOOB is room for one SCM_CREDENTIALS (unix.CmsgSpace(SizeofUcred))
+	// and no more: the kernel puts the credentials first and drops file
+	// descriptors that do not fit (SCM_RIGHTS), so none is ever installed
+	// in this process, and a sender waiting for its fd to be closed
+	// (sd_notify_barrier, systemd-notify --ready) goes on at once.
+	dgramOOB = 32
 )
+
+func init() {
+	if unix.CmsgSpace(unix.SizeofUcred) != dgramOOB {
+		panic("watchdog: dgramOOB must be unix.CmsgSpace(unix.SizeofUcred)")
+	}
+}
 
 func newDgramReader(raw syscall.RawConn) *dgramReader {
 	r := &dgramReader{raw: raw}
