@@ -61,15 +61,6 @@ func TestEarlySignalsDoNotKill(t *testing.T) {
 	const conf = `<mtev-supervise><run name="early"><command>sleep</command><arg>1000</arg></run></mtev-supervise>`
 	f.WriteString(conf)
 	f.Close()
-	// The early HUP asks for a reload: it reads the FIFO again.
-	reloaded := make(chan struct{})
-	go func() {
-		defer close(reloaded)
-		if f, err := os.OpenFile(cfg, os.O_WRONLY, 0); err == nil {
-			f.WriteString(conf)
-			f.Close()
-		}
-	}()
 	if !poll(func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
@@ -80,6 +71,16 @@ func TestEarlySignalsDoNotKill(t *testing.T) {
 		err := cmd.Wait()
 		t.Fatalf("the supervisor did not come up after early signals: %v\n%s", err, stderr.String())
 	}
+	// The early HUP asks for a reload: it reads the FIFO again (only now
+	// that the first read is over: a writer opening earlier would add to it).
+	reloaded := make(chan struct{})
+	go func() {
+		defer close(reloaded)
+		if f, err := os.OpenFile(cfg, os.O_WRONLY, 0); err == nil {
+			f.WriteString(conf)
+			f.Close()
+		}
+	}()
 	<-reloaded
 	cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.Wait(); err != nil {
