@@ -237,9 +237,15 @@ func (r *Reader) settleTruncated() error {
 	if err != nil {
 		return err
 	}
-	if fi.Size() == r.sc.size && readMark(r.lock) > r.sc.last {
-		r.report(Damage{Segment: r.curPath, Offset: r.sc.off, Kind: DamageTruncated})
+	if fi.Size() != r.sc.size || readMark(r.lock) <= r.sc.last {
+		return nil
 	}
+	// The record past the mark may be the first of a segment created
+	// since this one was found the newest.
+	if next, err := r.nextSegment(); err != nil || next != 0 {
+		return err
+	}
+	r.report(Damage{Segment: r.curPath, Offset: r.sc.off, Kind: DamageTruncated})
 	return nil
 }
 
