@@ -118,16 +118,44 @@ func runGuard(token string) {
 	os.Exit(0)
 }
 
-// killTree kills every process that carries token among this process's
-// descendants, until none is left, and returns how many it signalled.
-func killTree(token string) int {
-	return killMarked(func() []int { return descendants(os.Getpid()) }, token)
+// killTree kills every process that carries token among the orphans this
+// process adopted as a subreaper (and their descendants) and the
+// descendants of roots (a child still alive), until none is left, and
+// returns how many it signalled. When the child's tree is empty, as it
+// mostly is, this costs one read of the main thread's children file.
+func killTree(token string, roots ...int) int {
+	return killMarked(func() []int { return treeCandidates(roots) }, token)
+}
+
+// treeCandidates lists the processes killTree looks at: orphans
+// re-parented to this process (children of its main thread: processes
+// this program starts itself are forked by other threads) with their
+// descendants, and roots with theirs.
+func treeCandidates(roots []int) []int {
+	self := os.Getpid()
+	var out []int
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(self) + "/task/" + strconv.Itoa(self) + "/children")
+	if err != nil {
+		// No children files: look at every descendant.
+		return descendantsByStat(self)
+	}
+	for _, f := range strings.Fields(string(b)) {
+		if pid, err := strconv.Atoi(f); err == nil {
+			out = append(out, pid)
+			out = append(out, descendants(pid)...)
+		}
+	}
+	for _, r := range roots {
+		out = append(out, r)
+		out = append(out, descendants(r)...)
+	}
+	return out
 }
 
 // signalTree sends sig to every marked descendant that is not in process
 // group pgid (the group is signalled as a whole by the caller).
 func signalTree(token string, pgid int, sig syscall.Signal) {
-	for _, pid := range descendants(os.Getpid()) {
+	for _, pid := range treeCandidates([]int{pgid}) {
 		st, err := reap.ReadStat(pid)
 		if err != nil || st.Pgrp == pgid || st.State == 'Z' {
 			continue

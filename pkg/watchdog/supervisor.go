@@ -358,7 +358,7 @@ func (s *Supervisor) run(ctx context.Context) error {
 			c.killT = nil
 			s.event(Killed{PID: c.pid})
 			signalGroup(c.pid, syscall.SIGKILL)
-			killTree(s.tree)
+			killTree(s.tree, c.pid)
 		case <-timerC(childTimer(c, "startup")):
 			c.startupT = nil
 			if !c.ready && c.planned == "" {
