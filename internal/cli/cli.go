@@ -91,8 +91,22 @@ func Register(c *Command) {
 	commands[c.Name] = c
 }
 
+// earlySignals holds HUP, USR1 and USR2 from the moment this package is
+// initialized: `run` forwards them to the child, and until it is ready to,
+// a HUP (whose default action is to end the process) must not kill the
+// supervisor while it reads its configuration. Commands other than `run`
+// give the signals their default action back (see Main).
+var earlySignals = make(chan os.Signal, 8)
+
+func init() {
+	signal.Notify(earlySignals, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
+}
+
 // Main runs the command line and returns the exit status.
 func Main(args []string) int {
+	if len(args) == 0 || args[0] != "run" {
+		signal.Stop(earlySignals)
+	}
 	env := &Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, Args0: os.Args[0]}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -174,7 +188,7 @@ func newFlagSet(env *Env, name, synopsis string) *flag.FlagSet {
 // parseFlags parses args with fs, turning flag errors into usage errors.
 // --help returns flag.ErrHelp, which exits 0 after the usage is printed.
 func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
+	if err := parseExplained(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -63,16 +66,67 @@ func demoCmd(ctx context.Context, env *Env, args []string) error {
 		ctx, cancel = context.WithTimeout(ctx, *duration)
 		defer cancel()
 	}
-	err = supervise(ctx, env, cfg, "prefix", false, nil, nil)
+	// The supervisor's account is the narrative; a child's raw fatal
+	// output is left to `traces show`.
+	again := invokedAs(env)
+	fatal := &fatalFilter{env: env, self: again}
+	err = supervise(ctx, env, cfg, "prefix", false, nil, nil, func(w *outputWriter) { w.filter = fatal.keep })
 	stateFlag := ""
 	if *dirFlag != "" {
 		stateFlag = " --state-dir " + *dirFlag
 	}
 	fmt.Fprintf(env.Stderr, "\ndemo: done. Next, read what was recorded:\n")
-	fmt.Fprintf(env.Stderr, "  mtev-supervise traces list%s --service demo\n", stateFlag)
-	fmt.Fprintf(env.Stderr, "  mtev-supervise traces show%s latest\n", stateFlag)
-	fmt.Fprintf(env.Stderr, "  mtev-supervise traces top%s\n", stateFlag)
+	fmt.Fprintf(env.Stderr, "  %s traces list%s --service demo\n", again, stateFlag)
+	fmt.Fprintf(env.Stderr, "  %s traces show%s latest\n", again, stateFlag)
+	fmt.Fprintf(env.Stderr, "  %s traces top%s\n", again, stateFlag)
 	return err
+}
+
+// fatalFilter drops a child's Go fatal output (from its first line, "panic:
+// ...", "fatal error: ...", "SIGSEGV: ...", to the child's end) from the
+// terminal, and says once per child where to find it.
+type fatalFilter struct {
+	env  *Env
+	self string
+	mu   sync.Mutex
+	pid  int // the child whose fatal output is being dropped
+}
+
+func (f *fatalFilter) keep(l watchdog.Line) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if l.Stream != watchdog.Stderr {
+		return true
+	}
+	if f.pid == l.PID {
+		return false
+	}
+	if !watchdog.StartsFatal(l.Text) {
+		return true
+	}
+	f.pid = l.PID
+	fmt.Fprintf(f.env.Stderr, "demo: pid %d is dying: %s (its full fatal output is kept with the incident: %s traces show latest)\n", l.PID, l.Text, f.self)
+	return false
+}
+
+// invokedAs returns the command that runs this program again the way the
+// user ran it: its name when it was found on the PATH, "go run
+// ./cmd/mtev-supervise" after go run, else the path it was run as.
+func invokedAs(env *Env) string {
+	a := env.Args0
+	if a == "" {
+		return "mtev-supervise"
+	}
+	if !strings.Contains(a, "/") {
+		return a
+	}
+	if strings.Contains(a, "/go-build") && strings.Contains(a, "/exe/") {
+		if fi, err := os.Stat(filepath.Join("cmd", "mtev-supervise")); err == nil && fi.IsDir() {
+			return "go run ./cmd/mtev-supervise"
+		}
+		return "go run github.com/mtev-supervise/mtev-supervise/cmd/mtev-supervise@latest"
+	}
+	return a
 }
 
 // demoLoopTimeout is the heart timeout of the demo's loops.

@@ -7,8 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"strings"
 	"sync"
 	"syscall"
@@ -19,6 +17,10 @@ import (
 	"github.com/mtev-supervise/mtev-supervise/pkg/log"
 	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog"
 )
+
+// startupTimeoutDoc says what 0 means, from the one place the hearts'
+// default is set.
+var startupTimeoutDoc = "with --notify: no READY=1 within this is a stall (0: no deadline); with hearts: the longest a heart may go before its first beat (0: " + watchdog.DefaultHeartStartup.String() + ")"
 
 const (
 	runSynopsis     = "run [flags] -- CMD [ARGS...]"
@@ -41,6 +43,7 @@ type runFlags struct {
 	stopSig  string
 	output   string
 	hearts   string
+	access   string
 	quiet    bool
 	config   string
 
@@ -59,12 +62,13 @@ func (f *runFlags) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&c.BackoffMin, "backoff-min", watchdog.DefaultBackoffMin, "first delay before a restart; grows exponentially with jitter")
 	fs.DurationVar(&c.BackoffMax, "backoff-max", watchdog.DefaultBackoffMax, "longest delay before a restart")
 	fs.DurationVar(&c.BackoffReset, "backoff-reset", watchdog.DefaultBackoffReset, "a run this long resets the backoff")
-	fs.IntVar(&c.Retries, "retries", watchdog.DefaultRetries, "crash-loop limit: this many deaths within --span end the supervisor with status 3")
+	fs.IntVar(&c.Retries, "retries", watchdog.DefaultRetries, "crash-loop limit: this many deaths within --span end the supervisor with status 3 (0 or 1: never restart, as in libmtev)")
 	fs.DurationVar(&c.Span, "span", watchdog.DefaultSpan, "crash-loop window")
 	fs.StringVar(&f.stopSig, "stop-signal", "TERM", "signal for a graceful stop")
 	fs.DurationVar(&c.StopTimeout, "stop-timeout", watchdog.DefaultStopTimeout, "after this, the child's process group is killed")
 	fs.BoolVar(&c.Notify, "notify", false, "the child speaks the systemd notify protocol (NOTIFY_SOCKET)")
-	fs.DurationVar(&c.StartupTimeout, "startup-timeout", 0, "with --notify: no READY=1 within this is a stall; with hearts: the longest a heart may go before its first beat (default 30s)")
+	fs.StringVar(&f.access, "notify-access", string(watchdog.NotifyMain), "whose notify messages count: main (the child and its live descendants), exec (also senders that exited before they were read), all (any process of this user) or none")
+	fs.DurationVar(&c.StartupTimeout, "startup-timeout", 0, startupTimeoutDoc)
 	fs.DurationVar(&c.Watchdog, "watchdog", 0, "with --notify: no WATCHDOG=1 for this long after READY=1 is a stall")
 	fs.IntVar(&c.LogTail, "log-tail", watchdog.DefaultLogTail, "lines of child output kept with each incident")
 	fs.StringVar(&f.hearts, "hearts", string(watchdog.HeartsAuto), "heart table: auto (watch hearts a linked child creates), require (a child without a heart by --startup-timeout is stalled) or off")
@@ -113,6 +117,19 @@ func (f *runFlags) resolve(env *Env, command []string) (watchdog.Config, error) 
 		c.ZeroBackoff = true
 	}
 	c.Hearts = watchdog.HeartsMode(f.hearts)
+	a, err := watchdog.ParseNotifyAccess(f.access)
+	if err != nil {
+		return c, usageError("--notify-access: %v", err)
+	}
+	c.NotifyAccess = a
+	switch {
+	case c.Retries < 0:
+		return c, usageError("--retries %d: want 0 or more", c.Retries)
+	case c.Retries == 0:
+		// libmtev treats 0 and 1 alike: the first death ends it. (The
+		// Config's zero value means the default.)
+		c.Retries = 1
+	}
 	switch f.output {
 	case "plain", "prefix", "json":
 	default:
@@ -224,9 +241,12 @@ func loadRun(env *Env, args []string, logs *log.Graph) (watchdog.Config, *runFla
 // events go to the terminal (per output) and through logs, facilities
 // "child/stdout", "child/stderr" and "supervisor", which reach nothing
 // unless the configuration connects them.
-func supervise(ctx context.Context, env *Env, cfg watchdog.Config, output string, quiet bool, logs *log.Graph, reload func() (watchdog.Config, error)) error {
+func supervise(ctx context.Context, env *Env, cfg watchdog.Config, output string, quiet bool, logs *log.Graph, reload func() (watchdog.Config, error), opts ...func(*outputWriter)) error {
 	w := newOutputWriter(env, output)
 	w.quiet = quiet
+	for _, o := range opts {
+		o(w)
+	}
 	if logs != nil {
 		w.facilities = map[watchdog.Stream]*log.Facility{
 			watchdog.Stdout: logs.Facility("child/stdout"),
@@ -243,9 +263,9 @@ func supervise(ctx context.Context, env *Env, cfg watchdog.Config, output string
 	}
 	w.service = sup.Config().Name
 
-	fwd := make(chan os.Signal, 4)
-	signal.Notify(fwd, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
-	defer signal.Stop(fwd)
+	// Caught since the process started (earlySignals); those that came
+	// before the supervisor existed are forwarded now.
+	fwd := earlySignals
 	fwdDone := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -312,6 +332,9 @@ type outputWriter struct {
 	service string
 	buf     []byte
 	quiet   bool // events go to the log graph only
+	// filter, when set, says whether a child line reaches the terminal
+	// (the log graph gets every line).
+	filter func(watchdog.Line) bool
 
 	// Log facilities (nil without a graph); looked up once, since a
 	// line's path must stay cheap.
@@ -328,6 +351,9 @@ func (w *outputWriter) line(l watchdog.Line) {
 		if e := f.Log(); e != nil {
 			e.Str("service", w.service).Int("pid", l.PID).Bool("partial", l.Partial).Msg(string(l.Text))
 		}
+	}
+	if w.filter != nil && !w.filter(l) {
+		return
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()

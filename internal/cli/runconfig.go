@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"strings"
@@ -106,6 +107,9 @@ func applyConfig(path string, fs *flag.FlagSet, logs *log.Graph) (command, env [
 			return
 		}
 		if err := fs.Set(f.Name, v); err != nil {
+			if isDuration(f) {
+				err = errors.New(durationProblem(v))
+			}
 			errs = append(errs, fmt.Sprintf("%s: %s=%q: %v", n.Pos(), f.Name, v, err))
 		}
 	})

@@ -39,14 +39,14 @@ type tracesSub struct {
 const (
 	tracesListSynopsis = "traces list [--json] [--reason R] [--since T] [--service S] [--state-dir D]"
 	tracesShowSynopsis = "traces show ID|latest [--json] [--all] [--state-dir D]"
-	tracesTopSynopsis  = "traces top [--json] [--reason R] [--since T] [--service S] [--state-dir D]"
+	tracesTopSynopsis  = "traces top [--json] [--across-services] [--reason R] [--since T] [--service S] [--state-dir D]"
 	tracesTailSynopsis = "traces tail [-f] [-n N] [--json] [--state-dir D]"
 )
 
 var tracesSubs = []tracesSub{
 	{"list", tracesListSynopsis, "one line per incident", tracesList},
 	{"show", tracesShowSynopsis, "one incident in full: culprit goroutine first, then the others grouped", tracesShow},
-	{"top", tracesTopSynopsis, "one line per fingerprint: count, first and last seen, culprit", tracesTop},
+	{"top", tracesTopSynopsis, "one line per service and fingerprint: count, first and last seen, culprit", tracesTop},
 	{"tail", tracesTailSynopsis, "the latest incidents; with -f, follow new ones until interrupted", tracesTail},
 }
 
@@ -135,10 +135,13 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 
 // selectRecords parses the flags list and top share and reads the records
 // they select.
-func selectRecords(env *Env, name, synopsis string, args []string) ([]*trace.Record, bool, error) {
+func selectRecords(env *Env, name, synopsis string, args []string, extra ...func(*flag.FlagSet)) ([]*trace.Record, bool, error) {
 	fs := newFlagSet(env, "traces "+name, synopsis)
 	var filter traceFilter
 	filter.bind(fs)
+	for _, bind := range extra {
+		bind(fs)
+	}
 	asJSON := fs.Bool("json", false, "machine-readable output: a JSON array")
 	dirFlag := fs.String("state-dir", "", stateDirDoc)
 	if err := parseFlags(fs, args); err != nil {
@@ -293,11 +296,14 @@ type topRow struct {
 }
 
 func tracesTop(ctx context.Context, env *Env, args []string) error {
-	recs, asJSON, err := selectRecords(env, "top", tracesTopSynopsis, args)
+	var across bool
+	recs, asJSON, err := selectRecords(env, "top", tracesTopSynopsis, args, func(fs *flag.FlagSet) {
+		fs.BoolVar(&across, "across-services", false, "one row per fingerprint over all services (default: one per service and fingerprint)")
+	})
 	if err != nil {
 		return err
 	}
-	rows := topRows(recs)
+	rows := topRows(recs, across)
 	if asJSON {
 		return writeIndentedJSON(env.Stdout, rows)
 	}
@@ -314,17 +320,22 @@ func tracesTop(ctx context.Context, env *Env, args []string) error {
 	return tw.Flush()
 }
 
-// topRows groups records (oldest first) by fingerprint: most frequent
-// first, then most recently seen.
-func topRows(recs []*trace.Record) []topRow {
+// topRows groups records (oldest first) by service and fingerprint, or by
+// fingerprint alone across services: most frequent first, then most
+// recently seen.
+func topRows(recs []*trace.Record, acrossServices bool) []topRow {
 	index := map[string]int{}
 	rows := []topRow{}
 	for _, r := range recs {
 		fp := fingerprintOf(r)
-		i, ok := index[fp]
+		key := r.Service + "\x00" + fp
+		if acrossServices {
+			key = fp
+		}
+		i, ok := index[key]
 		if !ok {
 			i = len(rows)
-			index[fp] = i
+			index[key] = i
 			rows = append(rows, topRow{Fingerprint: fp, FirstSeen: r.Time, Reason: r.Reason})
 		}
 		row := &rows[i]

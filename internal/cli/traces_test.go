@@ -143,7 +143,7 @@ func TestTracesList(t *testing.T) {
 		t.Fatalf("list --json: %d %v\n%s", code, err, out)
 	}
 	if len(rows) != 3 || rows[0].ID != "1" || rows[0].Culprit != "main.writer" || rows[0].Fingerprint != crash.Fingerprint ||
-		rows[2].ID != "3" || !strings.HasPrefix(rows[2].Fingerprint, "v1:") {
+		rows[2].ID != "3" || !strings.HasPrefix(rows[2].Fingerprint, "v2:") {
 		t.Errorf("list --json rows: %+v", rows)
 	}
 
@@ -202,7 +202,7 @@ func TestTracesShow(t *testing.T) {
 	}
 
 	code, out, _ = tracesRun(ctx, dir, "traces", "show", "latest")
-	if code != 0 || !strings.Contains(out, "incident 2: exit of api") || !strings.Contains(out, "fingerprint: v1:") {
+	if code != 0 || !strings.Contains(out, "incident 2: exit of api") || !strings.Contains(out, "fingerprint: v2:") {
 		t.Errorf("show latest: %d\n%s", code, out)
 	}
 

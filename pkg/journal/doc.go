@@ -31,7 +31,9 @@
 // # Directory
 //
 // The journal directory (mode 0700) holds a lock file named "lock" (mode
-// 0600, empty, used only for flock) and segment files (mode 0600) named by
+// 0600, used for flock, and holding the high-water mark: the newest
+// sequence number ever handed out; see mark.go for its 20-byte layout) and
+// segment files (mode 0600) named by
 // the sequence number of their first record, zero-padded to 20 decimal
 // digits, with the suffix ".seg": 00000000000000000001.seg,
 // 00000000000000004097.seg, ... Name order is sequence order. A segment is
@@ -102,8 +104,14 @@
 // holding no complete frame, so the next record follows the last valid one.
 // A complete frame whose checksum fails is kept, and its sequence number is
 // not reused. If the length or sequence field of the newest frame is itself
-// damaged, the frame cannot be told from a torn one: it is cut, and its
-// sequence number is handed out again. A newest segment with a damaged header is replaced if it holds
+// damaged, the frame cannot be told from a torn one: it is cut. Sequence
+// numbers of records lost that way, or cut off whole (a file truncated at a
+// frame boundary or at its header's end), are not handed out again: when
+// the high-water mark is past the last valid record, the next record starts
+// a new segment named after mark+1, and readers report the gap as
+// DamageTruncated (in the newest segment, against the mark; in an older
+// one, against the next segment's first number). Repairs are reported
+// through Options.OnRepair. A newest segment with a damaged header is replaced if it holds
 // no valid frame, and otherwise closed for appends (the next record starts a
 // new segment).
 package journal

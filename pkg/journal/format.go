@@ -46,6 +46,11 @@ const (
 	// a bad checksum, or a first sequence number that disagrees with the
 	// file name. The records after it are still read.
 	DamageHeader = "bad-header"
+	// DamageTruncated is a segment that ends before records it held: the
+	// next segment, or the journal's high-water mark, starts past its last
+	// record (a file truncated at a frame boundary, or exactly at its
+	// header's end). Bytes is 0: what is missing is gone.
+	DamageTruncated = "truncated"
 )
 
 // Errors returned by this package. Compare with errors.Is.

@@ -35,6 +35,7 @@ type Reader struct {
 	curPath  string
 	haveCur  bool // curFirst names the segment last read
 	sc       *scanner
+	curBad   bool // damage was reported in the current segment
 
 	damage []Damage
 	seen   map[Damage]bool
@@ -152,11 +153,11 @@ func (r *Reader) Next() (Entry, error) {
 		if grew {
 			continue
 		}
-		newer, err := r.newerExists()
+		nextFirst, err := r.nextSegment()
 		if err != nil {
 			return Entry{}, fmt.Errorf("journal: next: %w", err)
 		}
-		if newer {
+		if nextFirst != 0 {
 			// Sealed: no writer will touch this segment again, but one may
 			// have appended its last record between the Stat and the listing.
 			if fi, err := r.cur.Stat(); err == nil && fi.Size() != r.sc.size {
@@ -166,8 +167,20 @@ func (r *Reader) Next() (Entry, error) {
 			if st.kind == stepTail {
 				r.report(Damage{Segment: r.curPath, Offset: st.dmgOff, Bytes: st.dmgLen, Kind: st.dmgKind})
 			}
+			if !r.curBad && r.sc.last+1 < nextFirst && links(fi) > 0 {
+				// The next segment starts past this one's last record:
+				// records in between were cut off whole. (Retention
+				// removes the oldest segments first: while this one is
+				// still there, so are all after it.)
+				r.report(Damage{Segment: r.curPath, Offset: r.sc.off, Kind: DamageTruncated})
+			}
 			r.closeCur()
 			continue
+		}
+		if st.kind == stepEnd && !r.curBad && readMark(r.lock) > r.sc.last {
+			if err := r.settleTruncated(); err != nil {
+				return Entry{}, fmt.Errorf("journal: next: %w", err)
+			}
 		}
 		if st.kind == stepTail {
 			again, err := r.settleTail(st)
@@ -206,6 +219,34 @@ func (r *Reader) settleTail(st step) (bool, error) {
 	}
 	r.report(Damage{Segment: r.curPath, Offset: st.dmgOff, Bytes: st.dmgLen, Kind: st.dmgKind})
 	return false, nil
+}
+
+// settleTruncated reports the newest segment as truncated when the
+// journal's high-water mark is past its last record and no writer is
+// appending (a writer updates the mark after the frame, under the lock).
+func (r *Reader) settleTruncated() error {
+	err := flock(r.lock, unix.LOCK_SH|unix.LOCK_NB)
+	if errors.Is(err, unix.EWOULDBLOCK) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer flock(r.lock, unix.LOCK_UN)
+	fi, err := r.cur.Stat()
+	if err != nil {
+		return err
+	}
+	if fi.Size() != r.sc.size || readMark(r.lock) <= r.sc.last {
+		return nil
+	}
+	// The record past the mark may be the first of a segment created
+	// since this one was found the newest.
+	if next, err := r.nextSegment(); err != nil || next != 0 {
+		return err
+	}
+	r.report(Damage{Segment: r.curPath, Offset: r.sc.off, Kind: DamageTruncated})
+	return nil
 }
 
 // openNext opens the segment to read next: the one holding r.want, or the
@@ -257,22 +298,34 @@ func (r *Reader) openNext() (bool, error) {
 			r.report(Damage{Segment: path, Offset: 0, Bytes: min(fi.Size(), headerSize), Kind: DamageHeader})
 			start = headerSize
 		}
-		r.cur, r.curFirst, r.curPath, r.haveCur = f, first, path, true
+		r.cur, r.curFirst, r.curPath, r.haveCur, r.curBad = f, first, path, true, false
 		r.sc = newScanner(f, fi.Size(), start, first)
 		return true, nil
 	}
 	return false, errors.New("segments keep disappearing")
 }
 
-func (r *Reader) newerExists() (bool, error) {
+// nextSegment returns the first sequence number of the segment after the
+// current one, or 0 when the current one is the newest.
+func (r *Reader) nextSegment() (uint64, error) {
 	firsts, err := listSegments(r.dir)
 	if err != nil {
-		return false, err
+		return 0, err
 	}
-	return len(firsts) > 0 && firsts[len(firsts)-1] > r.curFirst, nil
+	i, found := slices.BinarySearch(firsts, r.curFirst)
+	if found {
+		i++
+	}
+	if i < len(firsts) {
+		return firsts[i], nil
+	}
+	return 0, nil
 }
 
 func (r *Reader) report(d Damage) {
+	if d.Segment == r.curPath {
+		r.curBad = true
+	}
 	if !r.seen[d] {
 		r.seen[d] = true
 		r.damage = append(r.damage, d)

@@ -52,6 +52,10 @@ type Options struct {
 	// tail), before the Writer repairs it. It runs with the journal locked:
 	// it must not block and must not call the Writer.
 	OnDamage func(Damage)
+	// OnRepair, when set, is called after OnDamage for damage the Writer
+	// repaired, with what it did: the tail it cut, the sequence numbers
+	// it will not hand out again. Same rules as OnDamage.
+	OnRepair func(d Damage, repair string)
 }
 
 func (o Options) withDefaults() Options {
@@ -78,7 +82,7 @@ type Damage struct {
 	Segment string // file path
 	Offset  int64
 	Bytes   int64
-	Kind    string // DamageTornTail, DamageChecksum, DamageFrame or DamageHeader
+	Kind    string // DamageTornTail, DamageChecksum, DamageFrame, DamageHeader or DamageTruncated
 }
 
 func (d Damage) String() string {
@@ -187,6 +191,9 @@ func (w *Writer) Append(data []byte) (uint64, error) {
 			}
 		}
 		seq = w.next
+		// Best effort: without the mark, only damage can make a number
+		// be handed out again.
+		_ = writeMark(w.lock, seq)
 		w.next++
 		w.curSize += frameLen
 		last := &w.segs[len(w.segs)-1]
@@ -247,6 +254,13 @@ func (w *Writer) path(first uint64) string { return filepath.Join(w.dir, segName
 func (w *Writer) damage(d Damage) {
 	if w.opts.OnDamage != nil {
 		w.opts.OnDamage(d)
+	}
+}
+
+func (w *Writer) repaired(d Damage, repair string) {
+	w.damage(d)
+	if w.opts.OnRepair != nil {
+		w.opts.OnRepair(d, repair)
 	}
 }
 
@@ -385,6 +399,16 @@ func (w *Writer) rescan() error {
 	if f != w.cur && w.cur != nil {
 		w.cur.Close()
 	}
+	if mark := readMark(w.lock); mark >= next {
+		// Records up to mark were handed out and are gone (a cut tail, a
+		// truncated file): their numbers are not handed out again, and
+		// the next record starts a segment of its own, so that frames
+		// stay consecutive within a segment.
+		w.repaired(Damage{Segment: path, Offset: end, Kind: DamageTruncated},
+			fmt.Sprintf("records %d to %d are lost; the next record is %d, in a new segment", next, mark, mark+1))
+		next = mark + 1
+		sealed = true
+	}
 	w.cur, w.curFirst, w.curSize, w.next = f, newest, end, next
 	lastNs := sc.lastNs
 	if lastNs == 0 {
@@ -443,14 +467,16 @@ func (w *Writer) repairTail(path string, f *os.File, sc *scanner, sealed bool) (
 		}
 		// stepTail: keep a complete frame that only fails its checksum, so
 		// its sequence number is not handed out again; cut everything else.
-		w.damage(Damage{Segment: path, Offset: st.dmgOff, Bytes: st.dmgLen, Kind: st.dmgKind})
 		keep, next := st.dmgOff, sc.last+1
 		if st.first == vBadCRC {
 			keep, next = st.firstF.end, st.firstF.seq+1
 		}
+		d := Damage{Segment: path, Offset: st.dmgOff, Bytes: st.dmgLen, Kind: st.dmgKind}
 		if sealed {
+			w.damage(d)
 			return sc.size, next, nil
 		}
+		w.repaired(d, fmt.Sprintf("cut to %d bytes", keep))
 		if err := f.Truncate(keep); err != nil {
 			return 0, 0, err
 		}
@@ -538,80 +564,6 @@ func (w *Writer) createSegment(first uint64, replace bool) (err error) {
 		return nil
 	}
 	return syncDir(w.dir)
-}
-
-// retain removes the oldest segments while the journal is over its size
-// budget or they are too old. The current segment is never removed, so the
-// sequence counter survives.
-func (w *Writer) retain(now time.Time) error {
-	var total int64
-	for _, s := range w.segs {
-		total += s.size
-	}
-	cutoff := now.Add(-w.opts.MaxAge).UnixNano()
-	for len(w.segs) > 1 {
-		s := &w.segs[0]
-		drop := w.opts.MaxBytes >= 0 && total > w.opts.MaxBytes
-		if !drop && w.opts.MaxAge >= 0 {
-			last, err := w.newestRecord(s)
-			if err != nil {
-				return err
-			}
-			drop = last < cutoff
-		}
-		if !drop {
-			return nil
-		}
-		if err := os.Remove(w.path(s.first)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-		total -= s.size
-		w.segs = w.segs[1:]
-	}
-	return nil
-}
-
-// newestRecord returns the time of the newest record of a sealed segment,
-// scanning it once.
-func (w *Writer) newestRecord(s *segInfo) (int64, error) {
-	if s.lastKnown {
-		return s.lastNs, nil
-	}
-	f, err := os.Open(w.path(s.first))
-	if errors.Is(err, fs.ErrNotExist) {
-		return 0, nil // already gone: removing it again is harmless
-	}
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return 0, err
-	}
-	hb := make([]byte, min(fi.Size(), maxHeaderSize))
-	if _, err := f.ReadAt(hb, 0); err != nil && !errors.Is(err, io.EOF) {
-		return 0, err
-	}
-	start, last := int64(headerSize), fi.ModTime().UnixNano()
-	if h, err := decodeHeader(hb); err == nil {
-		start, last = h.size, h.created
-	}
-	sc := newScanner(f, fi.Size(), start, s.first)
-	for {
-		st, err := sc.next()
-		if err != nil {
-			return 0, err
-		}
-		if st.kind == stepEnd || st.kind == stepTail {
-			break
-		}
-	}
-	if sc.lastNs != 0 {
-		last = sc.lastNs
-	}
-	s.lastNs, s.lastKnown = last, true
-	return last, nil
 }
 
 // listSegments returns the first sequence numbers of the segments in dir,

@@ -84,6 +84,10 @@ func ParseCrash(text []byte) (goroutines []Goroutine, culprit int, err error) {
 		}
 		goroutines = append(goroutines, g)
 	}
+	if _, sent := SentSignal(text); sent {
+		// Killed from outside: no goroutine is to blame.
+		return goroutines, -1, nil
+	}
 	culprit = pickCulprit(goroutines, Headline(text))
 	goroutines[culprit].Culprit = true
 	return goroutines, culprit, nil

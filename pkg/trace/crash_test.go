@@ -159,7 +159,7 @@ func TestFingerprintRealPrograms(t *testing.T) {
 				t.Errorf("%s: fingerprints differ between runs: %v", tc.name, fps)
 			}
 		}
-		if !strings.HasPrefix(fps[0], "v1:") {
+		if !strings.HasPrefix(fps[0], "v2:") {
 			t.Errorf("%s: fingerprint %q lacks the version", tc.name, fps[0])
 		}
 		if other, dup := seen[fps[0]]; dup {

@@ -3,6 +3,7 @@ package trace
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -10,7 +11,7 @@ import (
 
 // FingerprintVersion prefixes every fingerprint, so that a change of the
 // algorithm never makes old and new incidents look alike.
-const FingerprintVersion = "v1"
+const FingerprintVersion = "v2"
 
 // fingerprintFrames is how many of the culprit's frames, after runtime
 // frames are dropped, make its stack signature.
@@ -20,7 +21,7 @@ const fingerprintFrames = 5
 // same bug gives the same fingerprint across restarts, pids, goroutine ids,
 // addresses, argument values, wait times and goroutine counts.
 //
-// Algorithm v1 hashes (SHA-256, first 64 bits, hex) the following parts:
+// Algorithm v2 hashes (SHA-256, first 64 bits, hex) the following parts:
 //
 //   - the reason (crash, exit, stall);
 //   - for a stall, the stall source ("heart", "notify-watchdog", "startup",
@@ -37,11 +38,22 @@ const fingerprintFrames = 5
 //     ...", with every number, hex address and long hex token masked, so
 //     "index out of range [5] with length 3" and "[7] with length 9" match;
 //   - with no culprit goroutine: for a stall, the heart name; for an exit or
-//     a crash, the exit status or signal.
+//     a crash, the exit status or signal; and the base name of the
+//     executable (Command[0], not its arguments), so that the same exit
+//     status or stall of two different programs is not one bug;
+//   - a Go program killed by a signal another process sent (Exit.Sent) has
+//     a class of its own: the reason, "signal-sent", the signal and the
+//     executable's base name, nothing of what happened to run.
 //
-// The result is "v1:" followed by 16 hex digits.
+// The result is "v2:" followed by 16 hex digits (v1 had no executable
+// name and no sent-signal class).
 func Fingerprint(rec *Record) string {
 	parts := []string{string(rec.Reason)}
+	if rec.Exit != nil && rec.Exit.Sent {
+		// Its own class: killed from outside, whatever ran at the time.
+		parts = append(parts, "class=signal-sent", "signal="+rec.Exit.Signal, "exe="+exeName(rec))
+		return hashParts(parts)
+	}
 	if rec.Stall != nil {
 		parts = append(parts, "source="+string(rec.Stall.Source))
 		if rec.Stall.Name != "" {
@@ -79,9 +91,24 @@ func Fingerprint(rec *Record) string {
 		case rec.Exit != nil && rec.Exit.Code != nil:
 			parts = append(parts, "code="+strconv.Itoa(*rec.Exit.Code))
 		}
+		// Without a stack, the program tells unrelated services apart.
+		parts = append(parts, "exe="+exeName(rec))
 	}
+	return hashParts(parts)
+}
+
+func hashParts(parts []string) string {
 	sum := sha256.Sum256([]byte(strings.Join(parts, "\n")))
 	return FingerprintVersion + ":" + hex.EncodeToString(sum[:8])
+}
+
+// exeName is the base name of the program a record's child ran, without
+// its arguments or pid.
+func exeName(rec *Record) string {
+	if len(rec.Command) == 0 {
+		return ""
+	}
+	return filepath.Base(rec.Command[0])
 }
 
 // ShortFingerprint returns the first 8 hex digits of a fingerprint, without
@@ -201,6 +228,9 @@ func CulpritFrame(g *Goroutine) (f Frame, ok bool) {
 // tables: the culprit function, or the stalled heart, or the headline of
 // the crash output; "" when the record has none of these.
 func Summary(rec *Record) string {
+	if rec.Exit != nil && rec.Exit.Sent {
+		return rec.Exit.String()
+	}
 	if f, ok := CulpritFrame(Culprit(rec)); ok {
 		return f.Function
 	}

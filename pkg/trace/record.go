@@ -81,6 +81,16 @@ type Exit struct {
 	Code       *int   `json:"code,omitempty"`
 	Signal     string `json:"signal,omitempty"` // "SIGSEGV"
 	CoreDumped bool   `json:"core_dumped,omitempty"`
+	// Sent: the signal was sent by another process (kill(2): SI_USER or
+	// SI_TKILL in the fatal output), not raised by a fault of the child.
+	// A Go child that printed its dump and exited with status 2 has Code 2
+	// and Signal set both.
+	Sent bool `json:"sent,omitempty"`
+	// SenderPID is the process that sent it, when known. The kernel tells
+	// only the receiver, and the Go runtime does not print it, so it is
+	// set only when the supervisor itself sent the signal (one it
+	// forwarded, or a Signal request): then Sent is set too.
+	SenderPID int `json:"sender_pid,omitempty"`
 }
 
 func (e *Exit) String() string {
@@ -88,10 +98,18 @@ func (e *Exit) String() string {
 	case e == nil:
 		return "-"
 	case e.Signal != "":
-		if e.CoreDumped {
-			return "signal " + e.Signal + " (core dumped)"
+		s := "signal " + e.Signal
+		if e.Sent {
+			s += " (sent by another process"
+			if e.SenderPID != 0 {
+				s += ", pid " + strconv.Itoa(e.SenderPID)
+			}
+			s += ")"
 		}
-		return "signal " + e.Signal
+		if e.CoreDumped {
+			s += " (core dumped)"
+		}
+		return s
 	case e.Code != nil:
 		return "status " + strconv.Itoa(*e.Code)
 	}

@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/hearts"
 	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/incident"
 )
 
@@ -33,6 +34,34 @@ func ParsePolicy(s string) (Policy, error) {
 	return "", fmt.Errorf("watchdog: unknown restart policy %q (want always, on-failure or never)", s)
 }
 
+// NotifyAccess says whose notify messages count, like systemd's
+// NotifyAccess=.
+type NotifyAccess string
+
+const (
+	// NotifyMain: the main process and its live descendants only. A
+	// sender that exited before its message was read is refused, unless
+	// the message names, with MAINPID=, the main process or a live
+	// descendant (systemd-notify --pid=...).
+	NotifyMain NotifyAccess = "main"
+	// NotifyExec: as main, and senders that exited before their message
+	// was read are accepted too (they can no longer be placed).
+	NotifyExec NotifyAccess = "exec"
+	// NotifyAll: every sender that can reach the socket (the same user).
+	NotifyAll NotifyAccess = "all"
+	// NotifyNone: every message is ignored.
+	NotifyNone NotifyAccess = "none"
+)
+
+// ParseNotifyAccess parses a notify access name.
+func ParseNotifyAccess(s string) (NotifyAccess, error) {
+	switch a := NotifyAccess(s); a {
+	case NotifyMain, NotifyExec, NotifyAll, NotifyNone:
+		return a, nil
+	}
+	return "", fmt.Errorf("watchdog: unknown notify access %q (want main, exec, all or none)", s)
+}
+
 // Config is what a Supervisor needs. The zero value of every optional field
 // means its default; Defaults fills them in and Validate checks the result.
 type Config struct {
@@ -54,6 +83,7 @@ type Config struct {
 	StopTimeout time.Duration  // then SIGKILL to the process group (default 10s)
 
 	Notify         bool          // the child speaks the systemd notify protocol
+	NotifyAccess   NotifyAccess  // who may send notify messages (default NotifyMain)
 	StartupTimeout time.Duration // no READY=1 within this is a stall (0: no deadline)
 	Watchdog       time.Duration // no WATCHDOG=1 for this long after READY=1 is a stall (0: off)
 
@@ -119,6 +149,9 @@ const (
 	DefaultCaptureBudget = 10 * time.Second
 	DefaultGliderBudget  = 30 * time.Second
 	DefaultCoreAboveRSS  = 256 << 20
+	// DefaultHeartStartup is the start-up deadline of hearts when
+	// StartupTimeout is 0; a notify child has none unless one is set.
+	DefaultHeartStartup = hearts.DefaultStartup
 )
 
 // ErrConfig marks an invalid configuration.
@@ -140,6 +173,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.BackoffReset == 0 {
 		c.BackoffReset = DefaultBackoffReset
+	}
+	if c.NotifyAccess == "" {
+		c.NotifyAccess = NotifyMain
 	}
 	if c.Retries == 0 {
 		c.Retries = DefaultRetries
@@ -227,6 +263,9 @@ func (c Config) validate() error {
 	}
 	if c.StartupTimeout > 0 && !c.Notify && c.Hearts == HeartsOff {
 		bad("startup-timeout needs notify or hearts")
+	}
+	if _, err := ParseNotifyAccess(string(c.NotifyAccess)); err != nil {
+		bad("notify-access %q: want main, exec, all or none", c.NotifyAccess)
 	}
 	switch c.Hearts {
 	case HeartsAuto, HeartsRequire, HeartsOff:

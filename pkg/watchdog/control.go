@@ -35,6 +35,10 @@ type StatusInfo struct {
 	NextStartInMS int64       `json:"next_start_in_ms,omitempty"`
 	Command       []string    `json:"command"`
 	Hearts        []HeartInfo `json:"hearts,omitempty"`
+	StopTimeoutMS int64       `json:"stop_timeout_ms,omitempty"` // how long a graceful stop may take
+	// Containment names how the child's tree is kept from outliving it
+	// and the supervisor (see docs/processes.md).
+	Containment string `json:"containment,omitempty"`
 }
 
 // HeartInfo is one heart of the child, as the supervisor sees it.
@@ -116,6 +120,7 @@ func (s *Supervisor) handle(r request) any {
 		if err := unix.Kill(s.cur.mainPID, r.sig); err != nil {
 			return fmt.Errorf("watchdog: signal pid %d: %w", s.cur.mainPID, err)
 		}
+		s.cur.sentSignal = signalName(r.sig)
 		return nil
 	}
 	return fmt.Errorf("watchdog: unknown request %q", r.op)
@@ -129,6 +134,8 @@ func (s *Supervisor) status() StatusInfo {
 		Restarts:      max(0, s.starts-1),
 		LastExit:      s.lastExit,
 		Command:       s.cfg.Command,
+		Containment:   ContainMode,
+		StopTimeoutMS: ms(s.cfg.StopTimeout),
 	}
 	if !s.lastEnd.IsZero() {
 		t := s.lastEnd
@@ -172,11 +179,17 @@ func (s *Supervisor) status() StatusInfo {
 // It listens on a unix socket with mode 0600 and refuses peers whose uid is
 // neither the supervisor's nor root's.
 type controlServer struct {
-	ln    *net.UnixListener
-	path  string
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	conns map[net.Conn]bool
+	ln      *net.UnixListener
+	path    string
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	conns   map[net.Conn]bool // value: answering a request right now
+	closing bool
+
+	// Refused peers and bad requests are logged through warn, at most
+	// once per peer pid per interval.
+	warn    func(error)
+	refused *refusals
 }
 
 type controlRequest struct {
@@ -214,7 +227,7 @@ func listenControl(path string) (*controlServer, error) {
 		ln.Close()
 		return nil, fmt.Errorf("watchdog: control socket: %w", err)
 	}
-	return &controlServer{ln: ln, path: path, conns: map[net.Conn]bool{}}, nil
+	return &controlServer{ln: ln, path: path, conns: map[net.Conn]bool{}, refused: newRefusals(refusalInterval, nil)}, nil
 }
 
 func (cs *controlServer) serve(s *Supervisor) {
@@ -224,12 +237,18 @@ func (cs *controlServer) serve(s *Supervisor) {
 			cs.wg.Wait()
 			return
 		}
-		if !peerAllowed(conn) {
+		cred, ok := peerAllowed(conn)
+		if !ok {
+			if cred != nil {
+				cs.report(int(cred.Pid), fmt.Sprintf("peer uid %d is neither the supervisor's nor root's", cred.Uid))
+			} else {
+				cs.report(0, "no peer credentials")
+			}
 			conn.Close()
 			continue
 		}
 		cs.mu.Lock()
-		cs.conns[conn] = true
+		cs.conns[conn] = false
 		cs.mu.Unlock()
 		cs.wg.Add(1)
 		go func() {
@@ -240,20 +259,37 @@ func (cs *controlServer) serve(s *Supervisor) {
 				cs.mu.Unlock()
 				conn.Close()
 			}()
-			cs.conn(s, conn)
+			cs.conn(s, conn, int(cred.Pid))
 		}()
 	}
 }
 
-func (cs *controlServer) conn(s *Supervisor, conn net.Conn) {
+// report logs a refusal, rate-limited per peer.
+func (cs *controlServer) report(pid int, why string) {
+	ok, suppressed := cs.refused.allow(pid)
+	if !ok || cs.warn == nil {
+		return
+	}
+	more := ""
+	if suppressed > 0 {
+		more = fmt.Sprintf(" (%d more from it suppressed in the last %v)", suppressed, cs.refused.interval)
+	}
+	cs.warn(fmt.Errorf("watchdog: control socket: request from pid %d refused: %s%s", pid, why, more))
+}
+
+func (cs *controlServer) conn(s *Supervisor, conn net.Conn, peer int) {
 	sc := bufio.NewScanner(conn)
 	sc.Buffer(make([]byte, 4096), 64<<10)
 	enc := json.NewEncoder(conn)
 	for sc.Scan() {
+		if !cs.setBusy(conn, true) {
+			return
+		}
 		var req controlRequest
 		var resp controlResponse
 		if err := json.Unmarshal(sc.Bytes(), &req); err != nil {
 			resp.Error = "bad request: " + err.Error()
+			cs.report(peer, resp.Error)
 		} else {
 			switch req.Op {
 			case "status":
@@ -271,38 +307,65 @@ func (cs *controlServer) conn(s *Supervisor, conn net.Conn) {
 				}
 			default:
 				resp.Error = fmt.Sprintf("unknown op %q", req.Op)
+				cs.report(peer, resp.Error)
 			}
 		}
-		if enc.Encode(resp) != nil {
+		if enc.Encode(resp) != nil || !cs.setBusy(conn, false) {
 			return
 		}
 	}
 }
 
+// setBusy marks conn as answering a request (or done with one); it
+// reports false once the server is closing and conn is to end.
+func (cs *controlServer) setBusy(conn net.Conn, busy bool) bool {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if cs.closing {
+		return false
+	}
+	cs.conns[conn] = busy
+	return true
+}
+
 // close stops accepting, ends open connections and waits for them.
+// A connection answering a request (a stop, whose answer is written as the
+// supervisor ends) gets up to a second to write it.
 func (cs *controlServer) close() {
 	cs.ln.Close()
 	cs.mu.Lock()
-	for c := range cs.conns {
-		c.Close()
+	cs.closing = true
+	for c, busy := range cs.conns {
+		if !busy {
+			c.Close()
+		}
 	}
 	cs.mu.Unlock()
-	cs.wg.Wait()
+	if !waitTimeout(&cs.wg, time.Second) {
+		cs.mu.Lock()
+		for c := range cs.conns {
+			c.Close()
+		}
+		cs.mu.Unlock()
+		cs.wg.Wait()
+	}
 }
 
-func peerAllowed(conn *net.UnixConn) bool {
+// peerAllowed reports whether the peer may use the socket, with its
+// credentials (nil when they cannot be read).
+func peerAllowed(conn *net.UnixConn) (*unix.Ucred, bool) {
 	raw, err := conn.SyscallConn()
 	if err != nil {
-		return false
+		return nil, false
 	}
 	var cred *unix.Ucred
 	var cerr error
 	if err := raw.Control(func(fd uintptr) {
 		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
 	}); err != nil || cerr != nil {
-		return false
+		return nil, false
 	}
-	return cred.Uid == uint32(os.Geteuid()) || cred.Uid == 0
+	return cred, cred.Uid == uint32(os.Geteuid()) || cred.Uid == 0
 }
 
 // Control sends one request to the supervisor of service name in stateDir
@@ -312,7 +375,12 @@ func Control(ctx context.Context, stateDir, name, op string) (*StatusInfo, error
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", path)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) {
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			// The file is there, nobody listens: a supervisor that was
+			// killed left it. The next start of the service removes it.
+			return nil, fmt.Errorf("%w (stale control socket at %s: its supervisor is gone; the next start removes it)", ErrNotRunning, path)
+		}
+		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("%w (no control socket at %s)", ErrNotRunning, path)
 		}
 		return nil, fmt.Errorf("watchdog: control: %w", err)

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 const peerClientEnv = "MTEV_WATCHDOG_TEST_PEER"
@@ -54,7 +55,7 @@ func TestControlRefusesOtherUID(t *testing.T) {
 	copyFile(t, exe, client)
 
 	stateDir := filepath.Join(dir, "state")
-	s, _ := newTestSupervisor(t, Config{Name: "peer", StateDir: stateDir, Command: []string{"sleep", "1000"}})
+	s, ev := newTestSupervisor(t, Config{Name: "peer", StateDir: stateDir, Command: []string{"sleep", "1000"}})
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(context.Background()) }()
 	defer func() { s.Stop(); <-done }()
@@ -77,9 +78,54 @@ func TestControlRefusesOtherUID(t *testing.T) {
 	if strings.Contains(string(out), "answer:") || !strings.Contains(string(out), "read:") {
 		t.Fatalf("a client of uid 65534 got: %s", out)
 	}
+	// The refusal is logged, once per peer per interval.
+	refused := func() int {
+		return ev.count(func(e Event) bool {
+			w, ok := e.(Warning)
+			return ok && strings.Contains(w.Err.Error(), "peer uid 65534 is neither")
+		})
+	}
+	waitFor(t, "the refusal warning", func() bool { return refused() > 0 })
 	// The supervisor's own user is answered.
 	if st, err := Control(context.Background(), stateDir, "peer", "status"); err != nil || st.State != "running" {
 		t.Fatalf("own user: %v %+v", err, st)
+	}
+}
+
+// Bad requests on the control socket are logged, at most once per peer
+// per interval, however many arrive.
+func TestControlBadRequestsLoggedOnce(t *testing.T) {
+	s, ev := newTestSupervisor(t, Config{Name: "badreq", Command: []string{"sleep", "1000"}})
+	begin := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(context.Background()) }()
+	defer func() { s.Stop(); <-done }()
+	waitFor(t, "the control socket", func() bool {
+		_, err := Control(context.Background(), s.cfg.StateDir, "badreq", "status")
+		return err == nil
+	})
+	conn, err := net.Dial("unix", SocketPath(s.cfg.StateDir, "badreq"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	r := bufio.NewReader(conn)
+	for i := range 500 {
+		req := "{not json\n"
+		if i%2 == 1 {
+			req = `{"op":"explode"}` + "\n"
+		}
+		fmt.Fprint(conn, req)
+		if _, err := r.ReadString('\n'); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := ev.count(func(e Event) bool {
+		w, ok := e.(Warning)
+		return ok && strings.Contains(w.Err.Error(), "control socket: request from pid")
+	})
+	if limit := 1 + int(time.Since(begin)/refusalInterval); n < 1 || n > limit {
+		t.Fatalf("%d warnings for 500 bad requests, want 1 to %d", n, limit)
 	}
 }
 

@@ -116,8 +116,11 @@ func isGoCrash(ex trace.Exit, text []byte) bool {
 type pending struct {
 	rec   *trace.Record
 	crash []byte // fatal output to parse, if any
-	core  string // core file the kernel wrote, if any
-	exe   string // the child's executable, for reading the core
+	// crashFrom is where crash came from: "crash-output" (the
+	// memfd the child's runtime wrote) or "stderr" (its standard error).
+	crashFrom string
+	core      string // core file the kernel wrote, if any
+	exe       string // the child's executable, for reading the core
 }
 
 // sameCrash counts incidents per fingerprint within a span.
@@ -150,13 +153,23 @@ func (c *sameCrash) record(fp string, t time.Time) bool {
 func complete(p pending, artifactDir string) {
 	rec := p.rec
 	if len(p.crash) > 0 {
+		from := trace.Method(p.crashFrom)
+		if from == "" {
+			from = "crash-output"
+		}
+		sent := markSent(rec, p.crash)
 		if gs, _, err := trace.ParseCrash(p.crash); err == nil {
-			capture.Store(rec, gs)
+			if sent {
+				// Killed from outside: no goroutine is to blame.
+				capture.StoreBlameless(rec, gs)
+			} else {
+				capture.Store(rec, gs)
+			}
 			if rec.Capture == nil {
-				rec.Capture = &trace.Capture{Method: capture.CrashOutput}
+				rec.Capture = &trace.Capture{Method: from}
 			}
 		} else if rec.Capture == nil {
-			rec.Capture = &trace.Capture{Method: capture.CrashOutput, Error: err.Error()}
+			rec.Capture = &trace.Capture{Method: from, Error: err.Error()}
 		}
 		rec.CrashOutput = string(p.crash)
 		if len(p.crash) > maxRecordCrashText {
@@ -170,6 +183,22 @@ func complete(p pending, artifactDir string) {
 		readCore(p, artifactDir)
 	}
 	rec.Fingerprint = trace.Fingerprint(rec)
+}
+
+// markSent marks the exit of a Go child killed by a signal another process
+// sent (see trace.SentSignal) and reports whether it was. The runtime
+// prints its dump and exits with status 2 (GOTRACEBACK=crash: dies of the
+// signal); the signal is recorded either way.
+func markSent(rec *trace.Record, crash []byte) bool {
+	if rec.Exit == nil {
+		return false
+	}
+	sig, ok := trace.SentSignal(crash)
+	if !ok || (rec.Exit.Signal != "" && sig != rec.Exit.Signal) {
+		return false
+	}
+	rec.Exit.Signal, rec.Exit.Sent = sig, true
+	return true
 }
 
 // readCore moves the core file a crash left next to the record and reads

@@ -69,17 +69,26 @@
 // Lock order (see also ARCHITECTURE.md): the process registry's lock
 // (internal/reap), the capture registry's lock (package capture) and
 // eventMu are each only ever taken alone.
-// Options.Events is called with eventMu held, from the loop or the journal
-// writer; it must not block or call back into the Supervisor.
+// Options.Events is called with eventMu held, from the loop, the journal
+// writer, or (for rate-limited refusal warnings) the notify and control
+// socket servers; it must not block or call back into the Supervisor.
 //
 // # Processes
 //
 // Each child is the leader of its own process group, started with
 // PR_SET_PDEATHSIG=SIGKILL (Go's fork path closes the race with a parent
 // that dies before the signal is armed). Stopping sends the stop signal and
-// SIGCONT to the group, then SIGKILL after the stop timeout. When the child
-// dies, what is left of its group is killed. The supervisor process is a
-// child subreaper (PR_SET_CHILD_SUBREAPER).
+// SIGCONT to the group, then SIGKILL after the stop timeout. The supervisor
+// process is a child subreaper (PR_SET_CHILD_SUBREAPER).
+//
+// No process of the child's tree outlives it or the supervisor (see
+// contain.go and docs/processes.md): every child carries a per-Supervisor
+// token in its environment (MTEV_TREE), inherited by everything it starts.
+// The stop signal also goes to marked descendants outside the group; when
+// the child dies (and at the stop timeout) what is left of its group and
+// every marked descendant is killed; and a guard process started once per
+// Serve kills every marked process in /proc when the supervisor dies, even
+// by SIGKILL (it reads EOF on a pipe only the supervisor writes).
 //
 // Code that starts other processes inside a supervisor process (a hook, a
 // capture method) starts them with StartProcess and waits with the

@@ -1,6 +1,7 @@
 package watchdog
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -8,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -16,15 +18,32 @@ import (
 )
 
 // notifySocket receives systemd notify-protocol datagrams from the child.
+// Its reader decides who may speak (Config.NotifyAccess) before a datagram
+// is parsed or reaches the loop, so that a flood from a stranger costs one
+// read and a map lookup per datagram.
 type notifySocket struct {
 	conn *net.UnixConn
 	addr string // the NOTIFY_SOCKET value: a path, or "@name" for an abstract socket
 	path string // file to remove on close, if any
+
+	access  NotifyAccess
+	root    atomic.Int64 // the current child's pid; 0 between children
+	main    atomic.Int64 // its main pid (MAINPID=)
+	warn    func(error)  // refusal warnings, rate-limited by refused
+	refused *refusals
+	// strangers remembers live senders found outside the tree, for
+	// strangerTTL: a process outside the tree never joins it, so only pid
+	// reuse can make the answer stale. Owned by the reader goroutine.
+	strangers map[int]time.Time
 }
 
-// notifyMsg is one datagram, with the sender's pid from SCM_CREDENTIALS.
+const strangerTTL = time.Second
+
+// notifyMsg is one datagram, with the sender's pid from SCM_CREDENTIALS
+// and the child it was accepted for.
 type notifyMsg struct {
 	pid    int
+	root   int
 	fields []kv
 }
 
@@ -77,29 +96,111 @@ func listenNotify(stateDir, name string) (*notifySocket, error) {
 		return nil, fmt.Errorf("watchdog: notify socket: SO_PASSCRED: %w", err)
 	}
 	n.conn = conn
+	n.access = NotifyMain
+	n.refused = newRefusals(refusalInterval, nil)
+	n.strangers = map[int]time.Time{}
 	return n, nil
 }
 
 // serve reads datagrams until the socket is closed.
 func (n *notifySocket) serve(msgs chan<- any, done <-chan struct{}) {
-	buf := make([]byte, 4096)
-	oob := make([]byte, unix.CmsgSpace(unix.SizeofUcred))
+	raw, err := n.conn.SyscallConn()
+	if err != nil {
+		return
+	}
+	r := newDgramReader(raw)
 	for {
-		nb, noob, _, _, err := n.conn.ReadMsgUnix(buf, oob)
+		count, err := r.read()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
 			continue
 		}
-		pid := credPID(oob[:noob])
-		m := notifyMsg{pid: pid, fields: parseNotify(string(buf[:nb]))}
-		select {
-		case msgs <- m:
-		case <-done:
-			return
+		root := int(n.root.Load())
+		if root == 0 {
+			continue // no child to apply them to
+		}
+		for i := range count {
+			payload, oob := r.msg(i)
+			pid := credPID(oob)
+			if why := n.refuse(pid, root, payload); why != "" {
+				n.report(pid, why)
+				continue
+			}
+			m := notifyMsg{pid: pid, root: root, fields: parseNotify(string(payload))}
+			select {
+			case msgs <- m:
+			case <-done:
+				return
+			}
 		}
 	}
+}
+
+// refuse says why a datagram from pid is not accepted for the child root,
+// or "" when it is.
+func (n *notifySocket) refuse(pid, root int, payload []byte) string {
+	switch n.access {
+	case NotifyAll:
+		return ""
+	case NotifyNone:
+		return "notify access is none"
+	}
+	if pid <= 0 {
+		return "no sender credentials"
+	}
+	now := time.Now()
+	if until, ok := n.strangers[pid]; ok {
+		if now.Before(until) {
+			return "not in the child's process tree"
+		}
+		delete(n.strangers, pid)
+	}
+	main := int(n.main.Load())
+	if inTree(pid, root) || (main != root && main > 1 && inTree(pid, main)) {
+		return ""
+	}
+	if !vanished(pid) {
+		if len(n.strangers) >= 4096 {
+			clear(n.strangers)
+		}
+		n.strangers[pid] = now.Add(strangerTTL)
+		return "not in the child's process tree"
+	}
+	if n.access == NotifyExec {
+		return ""
+	}
+	// systemd-notify --pid=X: sent on behalf of X, by a process that has
+	// exited by now.
+	if x := mainPIDField(payload); x > 1 && (x == main || inTree(x, root)) && !vanished(x) {
+		return ""
+	}
+	return "the sender exited before it was read and cannot be placed in the child's process tree (see --notify-access)"
+}
+
+// report warns about a refusal, at most once per sender per interval.
+func (n *notifySocket) report(pid int, why string) {
+	ok, suppressed := n.refused.allow(pid)
+	if !ok || n.warn == nil {
+		return
+	}
+	more := ""
+	if suppressed > 0 {
+		more = fmt.Sprintf(" (%d more from it suppressed in the last %v)", suppressed, n.refused.interval)
+	}
+	n.warn(fmt.Errorf("watchdog: notify message from pid %d refused: %s%s", pid, why, more))
+}
+
+// mainPIDField returns the value of a MAINPID= line of payload, or 0.
+func mainPIDField(payload []byte) int {
+	for _, line := range strings.Split(string(payload), "\n") {
+		if v, ok := strings.CutPrefix(line, "MAINPID="); ok {
+			pid, _ := strconv.Atoi(v)
+			return pid
+		}
+	}
+	return 0
 }
 
 func (n *notifySocket) close() {
@@ -109,15 +210,25 @@ func (n *notifySocket) close() {
 	}
 }
 
+// credPID returns the sender's pid from an SCM_CREDENTIALS control
+// message, or 0. It reads the headers in place: it is on the path of every
+// datagram, a flood's included.
 func credPID(oob []byte) int {
-	cmsgs, err := unix.ParseSocketControlMessage(oob)
-	if err != nil {
-		return 0
-	}
-	for _, c := range cmsgs {
-		if cred, err := unix.ParseUnixCredentials(&c); err == nil {
-			return int(cred.Pid)
+	for len(oob) >= unix.SizeofCmsghdr {
+		l := int(binary.NativeEndian.Uint64(oob[0:8]))
+		level := int32(binary.NativeEndian.Uint32(oob[8:12]))
+		typ := int32(binary.NativeEndian.Uint32(oob[12:16]))
+		if l < unix.SizeofCmsghdr || l > len(oob) {
+			return 0
 		}
+		if level == unix.SOL_SOCKET && typ == unix.SCM_CREDENTIALS && l >= unix.CmsgLen(unix.SizeofUcred) {
+			return int(int32(binary.NativeEndian.Uint32(oob[unix.CmsgLen(0):])))
+		}
+		next := unix.CmsgSpace(l - unix.CmsgLen(0))
+		if next > len(oob) {
+			return 0
+		}
+		oob = oob[next:]
 	}
 	return 0
 }
@@ -139,11 +250,7 @@ func parseNotify(s string) []kv {
 // handleNotify applies a datagram from the child's process tree.
 func (s *Supervisor) handleNotify(m notifyMsg) {
 	c := s.cur
-	if c == nil || c.planned != "" {
-		return
-	}
-	if m.pid == 0 || (!inTree(m.pid, c.pid) && !vanished(m.pid)) {
-		s.event(Warning{Err: fmt.Errorf("watchdog: notify message from pid %d, not in the child's process tree: ignored", m.pid)})
+	if c == nil || c.planned != "" || m.root != c.pid {
 		return
 	}
 	for _, f := range m.fields {
@@ -207,15 +314,29 @@ func (s *Supervisor) handleNotify(m notifyMsg) {
 				continue
 			}
 			c.mainPID = pid
+			if s.notify != nil {
+				s.notify.main.Store(int64(pid))
+			}
 		}
 	}
 }
 
-// vanished reports whether pid no longer exists. A notify sender that ran
+// track tells the notify reader which child is current (nil: none).
+func (s *Supervisor) notifyTrack(c *child) {
+	if s.notify == nil {
+		return
+	}
+	if c == nil {
+		s.notify.root.Store(0)
+		return
+	}
+	s.notify.main.Store(int64(c.mainPID))
+	s.notify.root.Store(int64(c.pid))
+}
+
+// vanished reports whether pid no longer exists: a notify sender that ran
 // and exited before its datagram was read (a systemd-notify style helper)
-// cannot be placed in the process tree any more; it is accepted, since
-// only the supervisor's own user can reach the socket (mode 0600 in a 0700
-// directory). A sender that still exists must be in the child's tree.
+// cannot be placed in the process tree any more.
 func vanished(pid int) bool {
 	_, err := os.Stat("/proc/" + strconv.Itoa(pid))
 	return errors.Is(err, os.ErrNotExist)

@@ -95,3 +95,8 @@ func pump(r *os.File, stream Stream, pid int, out OutputFunc, t *tail, tap func(
 		}
 	}
 }
+
+// StartsFatal reports whether a line of a child's standard error starts Go
+// fatal output ("panic: ", "fatal error: ", "SIGSEGV: segmentation
+// violation", ...), for consumers of Options.Output.
+func StartsFatal(line []byte) bool { return startsFatal(line) }

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mtev-supervise/mtev-supervise/internal/reap"
+	"github.com/mtev-supervise/mtev-supervise/pkg/journal"
 	"github.com/mtev-supervise/mtev-supervise/pkg/trace"
 	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/capture"
 	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/dump"
@@ -97,6 +98,7 @@ type Supervisor struct {
 	tableFile     *os.File
 	monitor       *hearts.Monitor
 	spawn         *spawner
+	tree          string // marks the child's processes (see contain.go)
 	lastExit      *trace.Exit
 	warnedCapture bool // warnUncapturable said its piece
 	preloaded     preloadCache
@@ -125,6 +127,7 @@ type child struct {
 	status      string
 	mainPID     int
 	planned     plan         // why the supervisor is ending it, if it is
+	sentSignal  string       // the last signal the supervisor sent it on request ("SIGUSR2")
 	capturing   bool         // a stall capture is running
 	pendingHard *trace.Stall // a hard stall waiting for the running capture
 	action      trace.Action // decided when it died of a hard stall before its capture ended
@@ -211,6 +214,7 @@ func New(cfg Config, opts Options) (*Supervisor, error) {
 		done:    make(chan struct{}),
 		backoff: newBackoff(cfg),
 		loop:    newCrashLoop(cfg.Retries, cfg.Span),
+		tree:    newTreeToken(),
 	}, nil
 }
 
@@ -241,7 +245,15 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 	if s.opts.Journal != nil {
 		s.store = incident.NewStore(s.cfg.StateDir, s.opts.Journal)
 	} else {
-		st, err := incident.Open(s.cfg.StateDir, incident.Options{MaxBytes: s.cfg.JournalMaxBytes, MaxAge: s.cfg.JournalMaxAge})
+		// The repairs the journal makes on opening (and later, after
+		// another process left damage) are told as warnings.
+		st, err := incident.Open(s.cfg.StateDir, incident.Options{
+			MaxBytes: s.cfg.JournalMaxBytes,
+			MaxAge:   s.cfg.JournalMaxAge,
+			OnRepair: func(d journal.Damage, repair string) {
+				s.event(Warning{Err: fmt.Errorf("watchdog: journal repaired: %s: %s", d, repair)})
+			},
+		})
 		if err != nil {
 			return err
 		}
@@ -250,6 +262,11 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 	cleanup = append(cleanup, func() { s.store.Close() })
 	s.spawn = newSpawner()
 	cleanup = append(cleanup, s.spawn.close, s.wg.Wait)
+	g, err := startGuard(s.spawn, s.tree)
+	if err != nil {
+		return err
+	}
+	cleanup = append(cleanup, g.close)
 	closeHearts, err := s.openHearts()
 	if err != nil {
 		return err
@@ -262,6 +279,8 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 			return err
 		}
 		s.notify = n
+		n.access = s.cfg.NotifyAccess
+		n.warn = func(err error) { s.event(Warning{Err: err}) }
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
@@ -274,6 +293,7 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	ctl.warn = func(err error) { s.event(Warning{Err: err}) }
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -386,6 +406,7 @@ func (s *Supervisor) run(ctx context.Context) error {
 			c.killT = nil
 			s.event(Killed{PID: c.pid})
 			s.sys.signalGroup(c.pid, syscall.SIGKILL)
+			killTree(s.tree, c.pid)
 		case <-timerC(childTimer(c, timerStartup)):
 			c.startupT = nil
 			if !c.ready && c.planned == planNone {
@@ -490,6 +511,7 @@ func (s *Supervisor) childEnv(start int) []string {
 		"MTEV_STATE_DIR="+absDir(s.cfg.StateDir), // the child reads its incidents and places its console
 		"MTEV_START_COUNT="+strconv.Itoa(start),
 		"MTEV_SUPERVISOR_PID="+strconv.Itoa(s.sys.getpid()),
+		treeEnv+"="+s.tree,
 	)
 	if s.notify != nil {
 		env = append(env, "NOTIFY_SOCKET="+s.notify.addr)
@@ -516,6 +538,7 @@ func (s *Supervisor) startChild() error {
 	}
 	s.starts = start
 	s.cur = c
+	s.notifyTrack(c)
 	s.event(Started{PID: c.pid, StartCount: start, Command: s.cfg.Command})
 	if s.cfg.Notify && s.cfg.StartupTimeout > 0 {
 		c.startupAt = c.started.Add(s.cfg.StartupTimeout)
@@ -666,13 +689,16 @@ func (s *Supervisor) exited(m exitMsg) {
 		return
 	}
 	s.cur = nil
+	s.notifyTrack(nil)
 	for _, t := range []timer{c.killT, c.startupT, c.watchT} {
 		if t != nil {
 			t.Stop()
 		}
 	}
-	// Whatever is left of the child's process group goes with it.
+	// Whatever is left of the child's tree goes with it: its process
+	// group, and processes that left the group or the session.
 	s.sys.signalGroup(c.pid, syscall.SIGKILL)
+	killTree(s.tree)
 	defer c.crashFD.Close()
 	defer c.reports.Close()
 	if c.dump != nil {
@@ -694,6 +720,11 @@ func (s *Supervisor) exited(m exitMsg) {
 		} else {
 			ex.Code = &code
 		}
+	}
+	if c.sentSignal != "" && ex.Signal == c.sentSignal {
+		// Killed by a signal this supervisor forwarded (HUP, USR1, USR2,
+		// a Signal call): the sender is known.
+		ex.Sent, ex.SenderPID = true, s.sys.getpid()
 	}
 	s.lastExit, s.lastEnd = &ex, s.clock.Now()
 	s.event(Exited{PID: c.pid, Exit: ex, Uptime: uptime, Planned: c.planned != planNone})
@@ -718,9 +749,9 @@ func (s *Supervisor) exited(m exitMsg) {
 	}
 	// A linked child's crash output arrives through its memfd; any other
 	// Go child's through stderr.
-	crash := readCrashFD(c.crashFD)
+	crash, from := readCrashFD(c.crashFD), "crash-output"
 	if len(crash) == 0 {
-		crash = c.crash.bytes()
+		crash, from = c.crash.bytes(), "stderr"
 	}
 	if isGoCrash(ex, crash) {
 		reason = trace.ReasonCrash
@@ -732,7 +763,7 @@ func (s *Supervisor) exited(m exitMsg) {
 	rec.Exit = &ex
 	rec.UptimeMS = ms(uptime)
 	rec.Action = s.actionFor(clean)
-	p := pending{rec: rec, crash: crash}
+	p := pending{rec: rec, crash: crash, crashFrom: from}
 	if ex.CoreDumped {
 		var why string
 		if p.core, why = findCore(s.cfg.Dir, c.pid, c.started); p.core != "" {
@@ -765,6 +796,7 @@ func (s *Supervisor) stopChild(c *child, planned plan, why string) {
 	c.planned = planned
 	s.event(Stopping{PID: c.pid, Signal: signalName(s.cfg.StopSignal), Reason: why})
 	s.sys.signalGroup(c.pid, s.cfg.StopSignal)
+	signalTree(s.tree, c.pid, s.cfg.StopSignal)
 	// A stopped (SIGSTOP) child cannot act on the signal until continued.
 	s.sys.signalGroup(c.pid, syscall.SIGCONT)
 	c.killT = s.clock.NewTimer(s.cfg.StopTimeout)
@@ -815,7 +847,7 @@ var supervisorEnv = map[string]bool{
 	"NOTIFY_SOCKET": true, "WATCHDOG_USEC": true, "WATCHDOG_PID": true,
 	hearts.EnvFD: true, dump.EnvFD: true, CrashFDEnv: true, report.EnvFD: true,
 	"MTEV_SERVICE": true, "MTEV_START_COUNT": true, "MTEV_SUPERVISOR_PID": true,
-	trampolineEnv: true, trampolinePathEnv: true,
+	trampolineEnv: true, trampolinePathEnv: true, treeEnv: true, guardEnv: true,
 }
 
 // errNoOutsideCapture is the verdict on every executable when no capture

@@ -318,7 +318,7 @@ func TestNotifyFromStrangerIgnored(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(context.Background()) }()
 	path := filepath.Join(s.cfg.StateDir, "run", "strange.notify")
-	waitFor(t, "the notify socket", func() bool { _, err := os.Stat(path); return err == nil })
+	waitFor(t, "the child", func() bool { st, err := s.Status(); return err == nil && st.PID != 0 })
 	conn, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: path, Net: "unixgram"})
 	if err != nil {
 		t.Fatal(err)

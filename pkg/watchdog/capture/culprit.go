@@ -102,3 +102,13 @@ func bound(gs []trace.Goroutine, culprit int, omitted *int) []trace.Goroutine {
 	*omitted = len(gs) - len(out)
 	return out
 }
+
+// StoreBlameless stores gs in rec with no culprit (a process killed by a
+// signal another process sent: no goroutine of its own is to blame),
+// bounded as Store bounds it.
+func StoreBlameless(rec *trace.Record, gs []trace.Goroutine) {
+	for i := range gs {
+		gs[i].Culprit = false
+	}
+	rec.Goroutines = bound(gs, -1, &rec.GoroutinesOmitted)
+}
