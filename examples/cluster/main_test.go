@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -36,22 +37,27 @@ const wait = 30 * time.Second
 
 func nodeID(i int) string { return fmt.Sprintf("00000000-0000-4000-8000-%012d", i) }
 
+// freePorts picks n ports free for TCP and UDP on every address, below
+// the kernel's ephemeral range (32768 and up on Linux), so that no
+// outgoing connection of another test takes one before a member binds it.
 func freePorts(t *testing.T, n int) []int {
 	t.Helper()
 	var out []int
 	seen := map[int]bool{}
-	for len(out) < n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
+	for tries := 0; len(out) < n; tries++ {
+		if tries > 10000 {
+			t.Fatal("no free ports between 20000 and 32000")
 		}
-		port := l.Addr().(*net.TCPAddr).Port
+		port := 20000 + rand.IntN(12000)
 		if seen[port] {
-			l.Close()
 			continue
 		}
 		seen[port] = true
-		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		l, err := net.Listen("tcp", fmt.Sprintf(":%d", port))
+		if err != nil {
+			continue
+		}
+		u, err := net.ListenPacket("udp", fmt.Sprintf(":%d", port))
 		l.Close()
 		if err == nil {
 			u.Close()

@@ -376,7 +376,7 @@ func TestCompletion(t *testing.T) {
 	}{
 		{"", nil}, // checked for content below
 		{"sh", []string{"show", "shutdown"}},
-		{"show ", []string{"conf", "eventer", "hearts", "incidents", "log", "version"}},
+		{"show ", []string{"cluster", "conf", "eventer", "hearts", "hooks", "incidents", "log", "modules", "version"}},
 		{"SHOW EV", []string{"eventer"}},
 		{"show eventer debug ", []string{"jobq", "memory", "sockets", "timers"}},
 		{"show eventer debug jobq ", []string{"default_queue", "work"}},

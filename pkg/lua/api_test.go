@@ -140,6 +140,7 @@ func TestSocket(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
+	big := strings.Repeat("x", 40000)
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -150,8 +151,9 @@ func TestSocket(t *testing.T) {
 				defer c.Close()
 				// Echo with a delay between lines, so reads wait on
 				// the loop; then hang up.
-				buf := make([]byte, 1<<16)
-				n, _ := c.Read(buf)
+				// Read the whole write: one Read may return part of it.
+				buf := make([]byte, len(big))
+				n, _ := io.ReadFull(c, buf)
 				time.Sleep(20 * time.Millisecond)
 				c.Write([]byte("line one\nline two\n"))
 				c.Write(buf[:n])
@@ -160,7 +162,6 @@ func TestSocket(t *testing.T) {
 	}()
 	port := ln.Addr().(*net.TCPAddr).Port
 	s := newState(t, ev, 0, Options{})
-	big := strings.Repeat("x", 40000)
 	r := runChunk(t, s, fmt.Sprintf(`
 		local s = mtev.socket("127.0.0.1")
 		local rv, err = s:connect("127.0.0.1", %d)
