@@ -115,7 +115,9 @@ type Config struct {
 	CaptureBudget time.Duration
 	// CoreAboveRSS: a hard stall of a child larger than this is captured
 	// by writing a core of it (a short pause), killing it at once and
-	// reading the core afterwards (default 256 MiB).
+	// reading the core afterwards (default 64 MiB: about 20,000 parked
+	// goroutines, where a live capture already pauses the child for
+	// seconds and delays the restart by as much).
 	CoreAboveRSS uint64
 
 	// SameCrashLimit ends the supervisor when this many incidents with one
@@ -148,7 +150,7 @@ const (
 	DefaultSameCrashSpan = 10 * time.Minute
 	DefaultCaptureBudget = 10 * time.Second
 	DefaultGliderBudget  = 30 * time.Second
-	DefaultCoreAboveRSS  = 256 << 20
+	DefaultCoreAboveRSS  = 64 << 20
 	// DefaultHeartStartup is the start-up deadline of hearts when
 	// StartupTimeout is 0; a notify child has none unless one is set.
 	DefaultHeartStartup = hearts.DefaultStartup
