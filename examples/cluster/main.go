@@ -27,6 +27,7 @@ import (
 	"sync"
 
 	"github.com/mtev-supervise/mtev-supervise/pkg/cluster"
+	"github.com/mtev-supervise/mtev-supervise/pkg/hook"
 	"github.com/mtev-supervise/mtev-supervise/pkg/runtime"
 )
 
@@ -38,23 +39,25 @@ func main() {
 }
 
 func app(conf, addr string) runtime.App {
-	var mgr *cluster.Manager
 	var srv *http.Server
 	var wg sync.WaitGroup
+	// The runtime joins the clusters of <clusters> before Start; a hook
+	// attached now sees every change from the first contact on.
+	var out sync.Mutex
+	cluster.NodeChanged.Register("example", func(c cluster.Change) hook.Result {
+		out.Lock()
+		defer out.Unlock()
+		fmt.Printf("CHANGE %s %s %s\n", c.Cluster.Name(), c.Node.ID, c.Flags)
+		return hook.Continue
+	})
 	return runtime.App{
 		Name:       "cluster",
 		ConfigFile: conf,
 		Start: func(ctx context.Context, rt *runtime.Runtime) error {
-			var out sync.Mutex
-			m, err := runtime.StartClusters(rt, func(c cluster.Change) {
-				out.Lock()
-				defer out.Unlock()
-				fmt.Printf("CHANGE %s %s %s\n", c.Cluster.Name(), c.Node.ID, c.Flags)
-			})
-			if err != nil {
-				return err
+			m := rt.Clusters
+			if m == nil {
+				return errors.New("cluster: the configuration has no <clusters>")
 			}
-			mgr = m
 			mx := &router{}
 			if err := m.Mount(mx); err != nil {
 				return err
@@ -77,7 +80,6 @@ func app(conf, addr string) runtime.App {
 			}))
 			ln, err := net.Listen("tcp", addr)
 			if err != nil {
-				m.Close()
 				return err
 			}
 			fmt.Printf("HTTP %s\n", ln.Addr())
@@ -95,7 +97,7 @@ func app(conf, addr string) runtime.App {
 			<-ctx.Done()
 			srv.Close()
 			wg.Wait()
-			return mgr.Close()
+			return nil
 		},
 	}
 }
