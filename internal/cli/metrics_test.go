@@ -13,6 +13,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/mtev-supervise/mtev-supervise/internal/syncbuf"
 )
 
 // TestRunMetrics: `run --metrics-listen` serves the supervisor's view of a
@@ -25,10 +27,10 @@ func TestRunMetrics(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	runCtx, stop := context.WithCancel(ctx)
-	var stderr lockedBuffer
+	var stderr syncbuf.Buffer
 	done := make(chan int, 1)
 	go func() {
-		env := &Env{Stdin: strings.NewReader(""), Stdout: &lockedBuffer{}, Stderr: &stderr, Args0: "mtev-supervise",
+		env := &Env{Stdin: strings.NewReader(""), Stdout: &syncbuf.Buffer{}, Stderr: &stderr, Args0: "mtev-supervise",
 			Getenv: func(string) string { return "" }}
 		done <- Run(runCtx, env, []string{"run", "--state-dir", dir, "--name", "flaky", "--backoff-min", "10ms",
 			"--metrics-listen", "127.0.0.1:0", "--", "/bin/sh", "-c", child})

@@ -7,37 +7,19 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/mtev-supervise/mtev-supervise/internal/syncbuf"
 	"github.com/mtev-supervise/mtev-supervise/pkg/journal"
 	"github.com/mtev-supervise/mtev-supervise/pkg/trace"
 	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog"
 )
 
-// lockedBuffer is a bytes.Buffer safe to read while a command writes it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // tracesRun runs the mtev-supervise command line args with the state
 // directory dir in $MTEV_STATE_DIR.
 func tracesRun(ctx context.Context, dir string, args ...string) (code int, stdout, stderr string) {
-	var out, errOut lockedBuffer
+	var out, errOut syncbuf.Buffer
 	env := &Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errOut, Args0: "mtev-supervise",
 		Getenv: func(k string) string {
 			if k == "MTEV_STATE_DIR" {
@@ -392,7 +374,7 @@ func TestTracesTailFollow(t *testing.T) {
 	tracesAppend(t, dir, exitRec(time.Now()))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out, errOut lockedBuffer
+	var out, errOut syncbuf.Buffer
 	env := &Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errOut,
 		Getenv: func(k string) string {
 			if k == "MTEV_STATE_DIR" {

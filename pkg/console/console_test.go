@@ -15,11 +15,12 @@ import (
 	"regexp"
 	"runtime/pprof"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/mtev-supervise/mtev-supervise/internal/syncbuf"
 )
 
 // TestTelnetTCP drives a line-edited session over TCP the way a telnet
@@ -453,7 +454,7 @@ func TestAttach(t *testing.T) {
 	}
 	defer conn.Close()
 	inR, inW := io.Pipe()
-	var out syncBuffer
+	var out syncbuf.Buffer
 	done := make(chan error, 1)
 	go func() { done <- Attach(conn, inR, &out, func() (int, int, bool) { return 90, 20, true }) }()
 	if !poll(func() bool { return strings.Contains(out.String(), "app# ") }) {
@@ -476,23 +477,6 @@ func TestAttach(t *testing.T) {
 		t.Fatal("attach did not end after exit")
 	}
 	inW.Close()
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestLabels: while a command runs, its goroutine carries the session and

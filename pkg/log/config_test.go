@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mtev-supervise/mtev-supervise/internal/syncbuf"
 	"github.com/mtev-supervise/mtev-supervise/pkg/config"
 )
 
@@ -39,7 +40,7 @@ func TestConfigureFrom(t *testing.T) {
     <log name="debug" disabled="false" debug="true"/>
   </logs>
 </app>`)
-	var stderr syncBuffer
+	var stderr syncbuf.Buffer
 	g := New(WithStderr(&stderr))
 	defer g.Close()
 	if err := g.ConfigureFrom(cfg); err != nil {
@@ -101,7 +102,7 @@ func TestConfigureFromErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg, _ := loadConfig(t, tt.body)
-			g := New(WithStderr(&syncBuffer{}))
+			g := New(WithStderr(&syncbuf.Buffer{}))
 			defer g.Close()
 			err := g.ConfigureFrom(cfg)
 			if err == nil {

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mtev-supervise/mtev-supervise/internal/syncbuf"
 )
 
 // readAll returns the lines of the rotated files, oldest first, then of
@@ -61,7 +63,7 @@ func TestRotationConcurrentWriters(t *testing.T) {
 	} {
 		t.Run(mode.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "app.log")
-			g := New(WithStderr(&syncBuffer{}))
+			g := New(WithStderr(&syncbuf.Buffer{}))
 			err := g.Configure(
 				Spec{Name: "file", Type: mode.typ, Path: path, Format: FormatJSON, QueueBytes: mode.q,
 					File: FileOptions{RotateBytes: 64 << 10}},
@@ -249,7 +251,7 @@ func TestRotatedNames(t *testing.T) {
 func TestReopen(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "ext.log")
-	g := New(WithStderr(&syncBuffer{}))
+	g := New(WithStderr(&syncbuf.Buffer{}))
 	defer g.Close()
 	if err := g.Configure(Spec{Name: "file", Type: "file", Path: path}); err != nil {
 		t.Fatal(err)
@@ -347,7 +349,7 @@ func TestUnwritableDirectory(t *testing.T) {
 	if err := os.Mkdir(dir, 0o500); err != nil {
 		t.Fatal(err)
 	}
-	g := New(WithStderr(&syncBuffer{}))
+	g := New(WithStderr(&syncbuf.Buffer{}))
 	defer g.Close()
 	err := g.Configure(Spec{Name: "f", Type: "file", Path: filepath.Join(dir, "x.log")})
 	if !errors.Is(err, fs.ErrPermission) || !strings.Contains(err.Error(), "permission denied") {

@@ -12,25 +12,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/mtev-supervise/mtev-supervise/internal/syncbuf"
 )
-
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // fixedClock is an adjustable clock for tests.
 type fixedClock struct {
@@ -68,7 +52,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func newRingGraph(t *testing.T, extra ...Spec) (*Graph, *Ring) {
 	t.Helper()
-	g := New(WithStderr(&syncBuffer{}))
+	g := New(WithStderr(&syncbuf.Buffer{}))
 	t.Cleanup(func() { g.Close() })
 	specs := append([]Spec{{Name: "ring", Type: "memory", Path: "100000", Format: FormatJSON}}, extra...)
 	if err := g.Configure(specs...); err != nil {
@@ -91,7 +75,7 @@ func ringMessages(r *Ring) []string {
 }
 
 func TestBuiltins(t *testing.T) {
-	var buf syncBuffer
+	var buf syncbuf.Buffer
 	clock := newClock()
 	g := New(WithStderr(&buf), WithClock(clock.Now))
 	defer g.Close()
@@ -172,7 +156,7 @@ func TestCycleRefused(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			g := New(WithStderr(&syncBuffer{}))
+			g := New(WithStderr(&syncbuf.Buffer{}))
 			defer g.Close()
 			if err := g.Configure(tt.setup...); err != nil {
 				t.Fatal(err)
@@ -188,7 +172,7 @@ func TestCycleRefused(t *testing.T) {
 }
 
 func TestConfigureAllOrNothing(t *testing.T) {
-	g := New(WithStderr(&syncBuffer{}))
+	g := New(WithStderr(&syncbuf.Buffer{}))
 	defer g.Close()
 	before := len(g.Stats())
 	err := g.Configure(
@@ -233,7 +217,7 @@ func TestConfigureErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			g := New(WithStderr(&syncBuffer{}))
+			g := New(WithStderr(&syncbuf.Buffer{}))
 			defer g.Close()
 			err := g.Configure(tt.spec)
 			if err == nil {
@@ -253,7 +237,7 @@ func TestConfigureErrors(t *testing.T) {
 }
 
 func TestRetypeRefused(t *testing.T) {
-	g := New(WithStderr(&syncBuffer{}))
+	g := New(WithStderr(&syncbuf.Buffer{}))
 	defer g.Close()
 	if err := g.Configure(Spec{Name: "r", Type: "memory", Path: "10"}); err != nil {
 		t.Fatal(err)
@@ -273,7 +257,7 @@ func TestRetypeRefused(t *testing.T) {
 
 func TestJSONAndDebug(t *testing.T) {
 	clock := newClock()
-	g := New(WithStderr(&syncBuffer{}), WithClock(clock.Now))
+	g := New(WithStderr(&syncbuf.Buffer{}), WithClock(clock.Now))
 	defer g.Close()
 	if err := g.Configure(
 		Spec{Name: "ring", Type: "memory", Path: "10", Format: FormatJSON},
@@ -349,7 +333,7 @@ func TestOverflow(t *testing.T) {
 	for _, policy := range []Overflow{Drop, Block} {
 		t.Run(policy.String(), func(t *testing.T) {
 			typ, sink := registerGate(t)
-			g := New(WithStderr(&syncBuffer{}))
+			g := New(WithStderr(&syncbuf.Buffer{}))
 			defer g.Close()
 			if err := g.Configure(Spec{Name: "out", Type: typ, Format: FormatJSON, Overflow: policy, QueueBytes: 1024},
 				Spec{Name: "app", Outlets: []string{"out"}}); err != nil {
@@ -455,14 +439,14 @@ func TestEnableDisableConcurrent(t *testing.T) {
 }
 
 func TestRegisterType(t *testing.T) {
-	var buf syncBuffer
+	var buf syncbuf.Buffer
 	Register("test-upper", Type{Open: func(s *Spec, _ Env) (Sink, error) {
 		if s.Params["prefix"] == "" {
 			return nil, fmt.Errorf("test-upper: prefix missing: %w", ErrInvalid)
 		}
 		return NewWriterSink(&prefixWriter{prefix: s.Params["prefix"], w: &buf}), nil
 	}})
-	g := New(WithStderr(&syncBuffer{}))
+	g := New(WithStderr(&syncbuf.Buffer{}))
 	defer g.Close()
 	if err := g.Configure(Spec{Name: "u", Type: "test-upper"}); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("err = %v", err)
@@ -485,7 +469,7 @@ func TestRegisterType(t *testing.T) {
 
 type prefixWriter struct {
 	prefix string
-	w      *syncBuffer
+	w      *syncbuf.Buffer
 }
 
 func (p *prefixWriter) Write(b []byte) (int, error) {
@@ -494,7 +478,7 @@ func (p *prefixWriter) Write(b []byte) (int, error) {
 
 func TestCloseIdempotent(t *testing.T) {
 	dir := t.TempDir()
-	g := New(WithStderr(&syncBuffer{}))
+	g := New(WithStderr(&syncbuf.Buffer{}))
 	if err := g.Configure(Spec{Name: "f", Type: "file", Path: filepath.Join(dir, "a.log")}); err != nil {
 		t.Fatal(err)
 	}

@@ -8,12 +8,13 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/mtev-supervise/mtev-supervise/internal/syncbuf"
 	"github.com/mtev-supervise/mtev-supervise/pkg/journal"
 )
 
 func TestJournalOutlet(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "j")
-	g := New(WithStderr(&syncBuffer{}))
+	g := New(WithStderr(&syncbuf.Buffer{}))
 	err := g.Configure(
 		Spec{Name: "j", Type: "journal", Path: dir, Format: FormatJSON, Journal: JournalOptions{SegmentBytes: 4096}},
 		Spec{Name: "app", Outlets: []string{"j"}},
@@ -64,7 +65,7 @@ func TestJournalOutlet(t *testing.T) {
 }
 
 func TestJournalBadPath(t *testing.T) {
-	g := New(WithStderr(&syncBuffer{}))
+	g := New(WithStderr(&syncbuf.Buffer{}))
 	defer g.Close()
 	file := filepath.Join(t.TempDir(), "f")
 	if err := writeFile(file); err != nil {

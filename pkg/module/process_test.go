@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mtev-supervise/mtev-supervise/internal/syncbuf"
 	"github.com/mtev-supervise/mtev-supervise/pkg/hook"
 	"github.com/mtev-supervise/mtev-supervise/pkg/log"
 )
@@ -86,28 +87,11 @@ type host struct {
 	set      *Set
 	reports  *reports
 	srv      *httptest.Server
-	stderr   *syncBuffer
+	stderr   *syncbuf.Buffer
 	answered atomic.Int64
 	failed   atomic.Int64
 	stop     chan struct{}
 	done     chan struct{}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func startHost(t *testing.T, attrs string) *host {
@@ -116,7 +100,7 @@ func startHost(t *testing.T, attrs string) *host {
 	pluginScript(t, dir)
 	cfg := writeConfig(t, dir, fmt.Sprintf(`<generic image="./test-module" name="proc" heartbeat="50ms" heartbeat_timeout="500ms" hook_timeout="300ms" restart_backoff="20ms" restart_backoff_max="200ms" %s/>
 `, attrs))
-	h := &host{reports: &reports{}, stderr: &syncBuffer{}, stop: make(chan struct{}), done: make(chan struct{})}
+	h := &host{reports: &reports{}, stderr: &syncbuf.Buffer{}, stop: make(chan struct{}), done: make(chan struct{})}
 	logs := log.New(log.WithStderr(h.stderr))
 	t.Cleanup(func() { logs.Close() })
 	set, err := Load(context.Background(), cfg, Host{Logs: logs, Report: h.reports.add})

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mtev-supervise/mtev-supervise/internal/syncbuf"
 	"github.com/mtev-supervise/mtev-supervise/pkg/eventer"
 	"github.com/mtev-supervise/mtev-supervise/pkg/hook"
 	"github.com/mtev-supervise/mtev-supervise/pkg/log"
@@ -55,7 +56,7 @@ func TestHooks(t *testing.T) {
 		}
 		return hook.Continue
 	})
-	var out lockedBuffer
+	var out syncbuf.Buffer
 	g := log.New(log.WithStderr(&out))
 	rt := rest.New(rest.Options{Logs: g})
 	g.Connect("http/access", "stderr")

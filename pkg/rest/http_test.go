@@ -22,6 +22,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/pierrec/lz4/v4"
 
+	"github.com/mtev-supervise/mtev-supervise/internal/syncbuf"
 	"github.com/mtev-supervise/mtev-supervise/pkg/log"
 	"github.com/mtev-supervise/mtev-supervise/pkg/rest"
 )
@@ -374,7 +375,7 @@ func TestWebSocketEcho(t *testing.T) {
 }
 
 func TestAccessLog(t *testing.T) {
-	var out lockedBuffer
+	var out syncbuf.Buffer
 	g := log.New(log.WithStderr(&out))
 	rt := rest.New(rest.Options{Logs: g})
 	if err := g.Connect("http/access", "stderr"); err != nil {

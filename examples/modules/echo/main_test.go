@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"os/exec"
@@ -11,27 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mtev-supervise/mtev-supervise/internal/syncbuf"
 	"github.com/mtev-supervise/mtev-supervise/pkg/config"
 	"github.com/mtev-supervise/mtev-supervise/pkg/log"
 	"github.com/mtev-supervise/mtev-supervise/pkg/module"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -70,7 +53,7 @@ func TestEchoModule(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cfg.Close()
-	var stderr syncBuffer
+	var stderr syncbuf.Buffer
 	logs := log.New(log.WithStderr(&stderr))
 	defer logs.Close()
 	var mu sync.Mutex
