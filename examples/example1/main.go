@@ -18,6 +18,10 @@
 //	show widgets        the widgets kept in the configuration
 //	widget add NAME     add one; the file is written back
 //	no widget NAME      remove one
+//
+// Clusters: with a <clusters> section in the file the runtime joins them;
+// the example's topology hook logs every node change (joined, died,
+// rebooted, a new seq or payload) to the "notice" facility.
 package main
 
 import (
@@ -32,9 +36,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mtev-supervise/mtev-supervise/pkg/cluster"
 	"github.com/mtev-supervise/mtev-supervise/pkg/config"
 	"github.com/mtev-supervise/mtev-supervise/pkg/console"
 	"github.com/mtev-supervise/mtev-supervise/pkg/eventer"
+	"github.com/mtev-supervise/mtev-supervise/pkg/hook"
 	"github.com/mtev-supervise/mtev-supervise/pkg/rest"
 	"github.com/mtev-supervise/mtev-supervise/pkg/runtime"
 )
@@ -165,7 +171,18 @@ func widgetNames(s *console.Session, args []string) []string {
 	return names
 }
 
+// topology is the example's cluster topology hook: libmtev's example
+// attaches to mtev_cluster_handle_node_update the same way.
+func topology(rt *runtime.Runtime) func(cluster.Change) hook.Result {
+	return func(c cluster.Change) hook.Result {
+		rt.Logs.Facility("notice").Log().Str("cluster", c.Cluster.Name()).
+			Str("node", c.Node.ID).Str("change", c.Flags.String()).Msg("cluster topology changed")
+		return hook.Continue
+	}
+}
+
 func start(ctx context.Context, rt *runtime.Runtime) error {
+	cluster.NodeChanged.Register("example1-topology", topology(rt))
 	r := rt.Router
 	if err := r.HandleFunc("GET", "/", "hello", func(w http.ResponseWriter, req *http.Request) {
 		fmt.Fprintln(w, "Hello world!")
