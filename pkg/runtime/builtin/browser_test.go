@@ -194,5 +194,18 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Errorf("first goroutine shown is not the culprit: %.300q", first)
 	}
 	do("incidents", shot("incidents"))
+
+	// Console: the service's console over the websocket, a command typed
+	// into the page and its output shown.
+	do("console",
+		chromedp.Navigate(base+"/#console"),
+		chromedp.WaitVisible(`#console-form.connected`),
+		chromedp.SendKeys(`#console-line`, "show version\n"),
+		chromedp.WaitVisible(`#console-out span.out`),
+	)
+	if out := text(`#console-out`); !strings.Contains(out, "dashboard 1.0") {
+		t.Errorf("console page output: %q", out)
+	}
+	do("console", shot("console"))
 	t.Logf("screenshots in %s", shots)
 }

@@ -53,6 +53,7 @@ func dashboardApp() runtime.App {
 	return runtime.App{
 		Name:       "dashboard",
 		ConfigFile: conf,
+		Console:    &runtime.ConsoleOptions{Version: "dashboard 1.0"},
 		Eventer: eventer.Options{Concurrency: 2, Pools: []eventer.PoolOptions{
 			{Name: "stuck", Concurrency: 1, Timeout: 300 * time.Millisecond},
 		}},

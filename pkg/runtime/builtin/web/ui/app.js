@@ -68,6 +68,7 @@
       if (p.page === page) { runPoller(p); p.timer = setInterval(function () { runPoller(p); }, p.period); }
     });
     if (page === "logs") startLogs(); else stopLogs();
+    if (page === "console") startConsole();
   }
   window.addEventListener("hashchange", function () { show(location.hash.slice(1)); });
 
@@ -233,4 +234,37 @@
   });
 
   show(location.hash.slice(1) || "overview");
+
+  // The console page: libmtev's JSON messages over the /mtev/console
+  // websocket ({"id","command"} out; "text", "error" and "done" back).
+  var cws = null, cid = 0;
+  function consoleOut(text, cls) {
+    var out = $("#console-out");
+    out.appendChild(h("span", { class: cls || "", text: text }));
+    out.scrollTop = out.scrollHeight;
+  }
+  function startConsole() {
+    if (cws) return;
+    var proto = location.protocol === "https:" ? "wss:" : "ws:";
+    cws = new WebSocket(proto + "//" + location.host + "/mtev/console");
+    $("#console-state").textContent = "connecting";
+    cws.onopen = function () { $("#console-state").textContent = "connected"; $("#console-form").className = "connected"; $("#console-line").focus(); };
+    cws.onmessage = function (ev) {
+      var m;
+      try { m = JSON.parse(ev.data); } catch (e) { return; }
+      if (m.text) consoleOut(m.text, "out");
+      if (m.error) consoleOut(m.error + "\n", "bad");
+      if (m.done) $("#console-state").textContent = "connected";
+    };
+    cws.onclose = function () { $("#console-state").textContent = "not connected (no console served, or it ended)"; $("#console-form").className = ""; cws = null; };
+  }
+  $("#console-form").addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    var line = $("#console-line").value.trim();
+    if (!line || !cws || cws.readyState !== 1) return;
+    consoleOut("# " + line + "\n", "muted");
+    $("#console-state").textContent = "running";
+    cws.send(JSON.stringify({ id: ++cid, command: line.split(/\s+/), complete: false }));
+    $("#console-line").value = "";
+  });
 })();
