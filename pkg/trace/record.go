@@ -168,7 +168,8 @@ const (
 	MethodCooperative Method = "cooperative"  // the child's own dump over the dump channel
 	MethodDelve       Method = "delve"        // Delve attached to the live child
 	MethodDelveCore   Method = "delve-core"   // Delve read a core written of the stopped child
-	MethodCrashOutput Method = "crash-output" // the fatal output of a Go child (crash-output memfd or stderr)
+	MethodCrashOutput Method = "crash-output" // the fatal output a Go child wrote to its crash-output memfd
+	MethodStderr      Method = "stderr"       // the fatal output read from a child's standard error
 	MethodCore        Method = "core"         // Delve read the core file a crash left
 	MethodGlider      Method = "glider"       // the external tracer
 	MethodNone        Method = "none"         // nothing worked (Error says why)

@@ -147,42 +147,56 @@ func (c *sameCrash) record(fp string, t time.Time) bool {
 	return len(ts) == c.n && t.Sub(ts[0]) <= c.span
 }
 
-// complete parses crash output into goroutines and sets the fingerprint.
-// It runs on the journal writer, never on the loop: parsing a large dump
-// takes seconds.
+// complete reads what a dead child left (its fatal output, its core file)
+// through the registered readers and sets the fingerprint. It runs on the
+// journal writer, never on the loop: parsing a large dump takes seconds.
 func complete(p pending, artifactDir string) {
 	rec := p.rec
-	if len(p.crash) > 0 {
-		from := trace.Method(p.crashFrom)
-		if from == "" {
-			from = "crash-output"
-		}
-		sent := markSent(rec, p.crash)
-		if gs, _, err := trace.ParseCrash(p.crash); err == nil {
-			if sent {
-				// Killed from outside: no goroutine is to blame.
-				capture.StoreBlameless(rec, gs)
-			} else {
-				capture.Store(rec, gs)
-			}
-			if rec.Capture == nil {
-				rec.Capture = &trace.Capture{Method: from}
-			}
-		} else if rec.Capture == nil {
-			rec.Capture = &trace.Capture{Method: from, Error: err.Error()}
-		}
-		rec.CrashOutput = string(p.crash)
-		if len(p.crash) > maxRecordCrashText {
-			rec.CrashOutput = string(p.crash[:maxRecordCrashText]) + "\n[... crash output truncated; full text in artifact]\n"
-			if a, err := writeArtifact(artifactDir, rec, "crash-output.txt", p.crash); err == nil {
-				rec.Artifacts = append(rec.Artifacts, a)
-			}
-		}
+	r := &capture.Remains{Crash: p.crash, CrashFrom: trace.Method(p.crashFrom), Exe: p.exe, Dir: incidentDir(artifactDir, rec)}
+	if r.CrashFrom == "" {
+		r.CrashFrom = capture.CrashOutput
 	}
 	if p.core != "" {
-		readCore(p, artifactDir)
+		r.Core = keepCore(p.core, r.Dir, rec)
 	}
+	capture.ReadRemains(r, rec)
 	rec.Fingerprint = trace.Fingerprint(rec)
+}
+
+func init() { capture.RegisterReader(10, crashReader{}) }
+
+// crashReader reads the goroutines of a Go child's fatal output and keeps
+// the text with the record (the whole of a long one as an artifact).
+type crashReader struct{}
+
+func (crashReader) Name() trace.Method { return capture.CrashOutput }
+
+func (crashReader) Applies(r *capture.Remains, rec *trace.Record, found bool) bool {
+	return len(r.Crash) > 0
+}
+
+func (crashReader) Read(r *capture.Remains, rec *trace.Record) {
+	sent := markSent(rec, r.Crash)
+	if gs, _, err := trace.ParseCrash(r.Crash); err == nil {
+		if sent {
+			// Killed from outside: no goroutine is to blame.
+			capture.StoreBlameless(rec, gs)
+		} else {
+			capture.Store(rec, gs)
+		}
+		if rec.Capture == nil {
+			rec.Capture = &trace.Capture{Method: r.CrashFrom}
+		}
+	} else if rec.Capture == nil {
+		rec.Capture = &trace.Capture{Method: r.CrashFrom, Error: err.Error()}
+	}
+	rec.CrashOutput = string(r.Crash)
+	if len(r.Crash) > maxRecordCrashText {
+		rec.CrashOutput = string(r.Crash[:maxRecordCrashText]) + "\n[... crash output truncated; full text in artifact]\n"
+		if a, err := writeArtifact(r.Dir, "crash-output.txt", r.Crash); err == nil {
+			rec.Artifacts = append(rec.Artifacts, a)
+		}
+	}
 }
 
 // markSent marks the exit of a Go child killed by a signal another process
@@ -201,42 +215,20 @@ func markSent(rec *trace.Record, crash []byte) bool {
 	return true
 }
 
-// readCore moves the core file a crash left next to the record and reads
-// its goroutines with Delve when the crash output gave none.
-func readCore(p pending, artifactDir string) {
-	rec := p.rec
-	dir := incidentDir(artifactDir, rec)
+// keepCore moves the core file a crash left next to the record and lists
+// it as an artifact; it returns where the core now is.
+func keepCore(core, dir string, rec *trace.Record) string {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return
+		return core
 	}
-	core := dir + "/core"
-	if err := os.Rename(p.core, core); err != nil {
-		core = p.core // another file system: read it where it is
+	kept := filepath.Join(dir, "core")
+	if err := os.Rename(core, kept); err != nil {
+		kept = core // another file system: read it where it is
 	}
-	if fi, err := os.Stat(core); err == nil {
-		rec.Artifacts = append(rec.Artifacts, trace.Artifact{Kind: trace.KindCore, Path: core, Bytes: fi.Size()})
+	if fi, err := os.Stat(kept); err == nil {
+		rec.Artifacts = append(rec.Artifacts, trace.Artifact{Kind: trace.KindCore, Path: kept, Bytes: fi.Size()})
 	}
-	reader := capture.Core()
-	if len(rec.Goroutines) > 0 || p.exe == "" || reader == nil {
-		return
-	}
-	t0 := time.Now()
-	gs, threads, err := reader.ReadCore(core, p.exe, time.Minute)
-	a := trace.Attempt{Method: capture.CoreFile, DurationMS: time.Since(t0).Milliseconds()}
-	if len(gs) > 0 {
-		capture.Store(rec, gs)
-		rec.Threads = threads
-	}
-	if err != nil {
-		a.Error = err.Error()
-	}
-	if rec.Capture == nil {
-		rec.Capture = &trace.Capture{Method: capture.None}
-	}
-	rec.Capture.Attempts = append(rec.Capture.Attempts, a)
-	if a.Error == "" && len(rec.Goroutines) > 0 {
-		rec.Capture.Method, rec.Capture.Error = capture.CoreFile, ""
-	}
+	return kept
 }
 
 // findCore looks for the core file a crashed child left in its working
@@ -259,13 +251,13 @@ func findCore(dir string, pid int, started time.Time) (string, string) {
 	return "", "no core file found in " + dir
 }
 
-// writeArtifact stores data in a file of its own beside the journal.
-func writeArtifact(dir string, rec *trace.Record, name string, data []byte) (trace.Artifact, error) {
-	sub := incidentDir(dir, rec)
-	if err := os.MkdirAll(sub, 0o700); err != nil {
+// writeArtifact stores data in a file of its own in the incident's
+// artifact directory dir.
+func writeArtifact(dir, name string, data []byte) (trace.Artifact, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return trace.Artifact{}, err
 	}
-	path := sub + "/" + name
+	path := filepath.Join(dir, name)
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		return trace.Artifact{}, err
 	}

@@ -21,7 +21,7 @@ import (
 func init() {
 	capture.Register(20, coreMethod{})
 	capture.Register(21, liveMethod{})
-	capture.RegisterCoreReader(coreReader{})
+	capture.RegisterReader(20, coreFileReader{})
 	capture.RegisterChecker(checker{})
 }
 
@@ -91,14 +91,33 @@ func store(rec *trace.Record, res *Result) {
 	rec.Threads = res.Threads
 }
 
-type coreReader struct{}
+// coreFileReader reads the goroutines of the core file a crash left, when
+// its fatal output gave none (a non-Go crash output, or none at all).
+type coreFileReader struct{}
 
-func (coreReader) ReadCore(core, exe string, budget time.Duration) ([]trace.Goroutine, []trace.Thread, error) {
-	res, err := ReadCore(core, exe, Options{Budget: budget})
-	if res == nil {
-		return nil, nil, err
+func (coreFileReader) Name() trace.Method { return capture.CoreFile }
+
+func (coreFileReader) Applies(r *capture.Remains, rec *trace.Record, found bool) bool {
+	return !found && r.Core != "" && r.Exe != ""
+}
+
+func (coreFileReader) Read(r *capture.Remains, rec *trace.Record) {
+	t0 := time.Now()
+	res, err := ReadCore(r.Core, r.Exe, Options{Budget: time.Minute})
+	a := trace.Attempt{Method: capture.CoreFile, DurationMS: time.Since(t0).Milliseconds()}
+	if res != nil && len(res.Goroutines) > 0 {
+		store(rec, res)
 	}
-	return res.Goroutines, res.Threads, err
+	if err != nil {
+		a.Error = err.Error()
+	}
+	if rec.Capture == nil {
+		rec.Capture = &trace.Capture{Method: capture.None}
+	}
+	rec.Capture.Attempts = append(rec.Capture.Attempts, a)
+	if a.Error == "" && len(rec.Goroutines) > 0 {
+		rec.Capture.Method, rec.Capture.Error = capture.CoreFile, ""
+	}
 }
 
 type checker struct{}

@@ -18,6 +18,7 @@ const (
 	Delve       = trace.MethodDelve
 	DelveCore   = trace.MethodDelveCore
 	CrashOutput = trace.MethodCrashOutput
+	Stderr      = trace.MethodStderr
 	CoreFile    = trace.MethodCore
 	Glider      = trace.MethodGlider
 	None        = trace.MethodNone
@@ -56,11 +57,6 @@ type Method interface {
 	Capture(ctx context.Context, t *Target, rec *trace.Record) error
 }
 
-// CoreReader reads the goroutines from a core file a crash left.
-type CoreReader interface {
-	ReadCore(core, exe string, budget time.Duration) ([]trace.Goroutine, []trace.Thread, error)
-}
-
 // Checker checks, at each start, whether an executable can be captured
 // from outside, and warms what the capture will read.
 type Checker interface {
@@ -79,7 +75,6 @@ type entry struct {
 var (
 	mu      sync.Mutex
 	chain   []entry
-	core    CoreReader
 	checker Checker
 )
 
@@ -110,12 +105,6 @@ func Names() []trace.Method {
 	}
 	return slices.Clip(out)
 }
-
-// RegisterCoreReader sets the reader of core files.
-func RegisterCoreReader(r CoreReader) { mu.Lock(); core = r; mu.Unlock() }
-
-// Core returns the reader of core files, nil when none is registered.
-func Core() CoreReader { mu.Lock(); defer mu.Unlock(); return core }
 
 // RegisterChecker sets the executable check.
 func RegisterChecker(c Checker) { mu.Lock(); checker = c; mu.Unlock() }
