@@ -1,19 +1,3 @@
-// Package runtimetest gives an application's own tests what a supervisor
-// gives a child that links pkg/runtime: a heart table, a dump channel and
-// a stall report channel, with the supervisor's view of each, so that a
-// test runs the app in its own process (runtime.RunAttached) and checks
-// that its loops beat, that it answers dumps and what stalls it reports,
-// without a supervisor process.
-//
-//	sup := runtimetest.New(t, runtimetest.Options{})
-//	stop := sup.Start(t, app)
-//	sup.WaitReady(t)
-//	st := <-sup.Stalls()       // what the app reported with ReportStall
-//	res, err := sup.Dump(ctx, t.TempDir())
-//	if err := stop(); err != nil { ... }
-//
-// A Supervisor is for one app run. Its methods may be called from any
-// goroutine.
 package runtimetest
 
 import (
