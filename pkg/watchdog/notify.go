@@ -123,6 +123,13 @@ func (n *notifySocket) serve(msgs chan<- any, done <-chan struct{}) {
 		}
 		for i := range count {
 			payload, oob := r.msg(i)
+			if string(payload) == "BARRIER=1" {
+				// sd_notify_barrier: closing the descriptor it passed,
+				// done as it was read, is the whole answer. Its sender
+				// (systemd-notify --ready) exits at once, so it is never
+				// checked or refused.
+				continue
+			}
 			pid := credPID(oob)
 			if why := n.refuse(pid, root, payload); why != "" {
 				n.report(pid, why)
