@@ -16,9 +16,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/mtev-supervise/mtev-supervise/pkg/journal"
 	"github.com/mtev-supervise/mtev-supervise/pkg/trace"
 	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog"
+	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog/incident"
 )
 
 // serveMetrics serves Prometheus /metrics about the supervised service on
@@ -57,7 +57,7 @@ type supervisorMetrics struct {
 	incidents, heartAge, heartTimeout          *prometheus.Desc
 
 	mu       sync.Mutex // serializes scrapes over the journal state below
-	reader   *journal.Reader
+	reader   *incident.Reader
 	counts   map[[2]string]float64 // reason, fingerprint
 	captures map[trace.Method]prometheus.Histogram
 }
@@ -116,21 +116,24 @@ func (m *supervisorMetrics) Collect(ch chan<- prometheus.Metric) {
 	for _, h := range m.captures {
 		ch <- h
 	}
-	ch <- prometheus.MustNewConstMetric(m.journalBytes, prometheus.GaugeValue, float64(dirBytes(watchdog.JournalDir(m.stateDir))))
+	ch <- prometheus.MustNewConstMetric(m.journalBytes, prometheus.GaugeValue, float64(dirBytes(incident.JournalDir(m.stateDir))))
 }
 
 // readJournal reads the records appended since the last scrape (all of
 // them at the first), counting this service's incidents and captures.
 func (m *supervisorMetrics) readJournal() {
 	if m.reader == nil {
-		r, err := journal.NewReader(watchdog.JournalDir(m.stateDir))
+		r, err := incident.NewReader(m.stateDir)
 		if err != nil {
 			return // no journal yet
 		}
 		m.reader = r
 	}
 	for {
-		e, err := m.reader.Next()
+		rec, err := m.reader.Next()
+		if errors.Is(err, incident.ErrUndecodable) {
+			continue // a record of a newer schema: the CLI reports it
+		}
 		if err != nil {
 			if !errors.Is(err, io.EOF) {
 				// A journal we cannot read any more: start again at
@@ -140,8 +143,7 @@ func (m *supervisorMetrics) readJournal() {
 			}
 			return
 		}
-		rec, err := trace.Decode(e.Data)
-		if err != nil || rec.Service != m.service {
+		if rec.Service != m.service {
 			continue
 		}
 		m.counts[[2]string{string(rec.Reason), rec.Fingerprint}]++
