@@ -21,13 +21,13 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/mtev-supervise/mtev-supervise/pkg/cluster"
 	"github.com/mtev-supervise/mtev-supervise/pkg/hook"
+	"github.com/mtev-supervise/mtev-supervise/pkg/rest"
 	"github.com/mtev-supervise/mtev-supervise/pkg/runtime"
 )
 
@@ -58,7 +58,7 @@ func app(conf, addr string) runtime.App {
 			if m == nil {
 				return errors.New("cluster: the configuration has no <clusters>")
 			}
-			mx := &router{}
+			mx := rest.New(rest.Options{})
 			if err := m.Mount(mx); err != nil {
 				return err
 			}
@@ -100,41 +100,4 @@ func app(conf, addr string) runtime.App {
 			return nil
 		},
 	}
-}
-
-// router routes as libmtev does: method, base prefix, then an anchored
-// regular expression on the rest of the path.
-type router struct {
-	mu     sync.RWMutex
-	routes []route
-}
-
-type route struct {
-	method, base string
-	re           *regexp.Regexp
-	h            http.Handler
-}
-
-func (m *router) Handle(method, base, expr string, h http.Handler) error {
-	re, err := regexp.Compile(expr)
-	if err != nil {
-		return err
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.routes = append(m.routes, route{method, base, re, h})
-	return nil
-}
-
-func (m *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	for _, rt := range m.routes {
-		rest, ok := strings.CutPrefix(r.URL.Path, rt.base)
-		if ok && r.Method == rt.method && rt.re.MatchString(rest) {
-			rt.h.ServeHTTP(w, r)
-			return
-		}
-	}
-	http.NotFound(w, r)
 }

@@ -13,39 +13,8 @@ import (
 	"testing"
 
 	"github.com/mtev-supervise/mtev-supervise/pkg/config"
+	"github.com/mtev-supervise/mtev-supervise/pkg/rest"
 )
-
-// mux is a tiny libmtev-style router: method, base prefix, anchored
-// regexp on the rest.
-type mux struct {
-	routes []route
-}
-
-type route struct {
-	method, base string
-	re           *regexp.Regexp
-	h            http.Handler
-}
-
-func (m *mux) Handle(method, base, expr string, h http.Handler) error {
-	re, err := regexp.Compile(expr)
-	if err != nil {
-		return err
-	}
-	m.routes = append(m.routes, route{method, base, re, h})
-	return nil
-}
-
-func (m *mux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	for _, rt := range m.routes {
-		rest, ok := strings.CutPrefix(r.URL.Path, rt.base)
-		if ok && r.Method == rt.method && rt.re.MatchString(rest) {
-			rt.h.ServeHTTP(w, r)
-			return
-		}
-	}
-	http.NotFound(w, r)
-}
 
 func confFor(ports []int, seq int, members int, key string) string {
 	var b strings.Builder
@@ -103,7 +72,7 @@ func TestManagerUpdateAndREST(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { m.Close() })
-		mx := &mux{}
+		mx := rest.New(rest.Options{})
 		if err := m.Mount(mx); err != nil {
 			t.Fatal(err)
 		}
@@ -296,7 +265,7 @@ func TestManagerSeveralClusters(t *testing.T) {
 	if _, err := NewManager(conf, Options{}); err == nil {
 		t.Fatal("second manager bound the same ports")
 	}
-	mx := &mux{}
+	mx := rest.New(rest.Options{})
 	if err := m.Mount(mx); err != nil {
 		t.Fatal(err)
 	}

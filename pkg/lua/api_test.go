@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mtev-supervise/mtev-supervise/internal/syncbuf"
 	"github.com/mtev-supervise/mtev-supervise/pkg/config"
 	"github.com/mtev-supervise/mtev-supervise/pkg/log"
 )
@@ -36,8 +37,8 @@ func TestAPI(t *testing.T) {
 	}
 	t.Cleanup(func() { cfg.Close() })
 	var beats atomic.Int64
-	out := &syncBuf{}
-	logOut := &syncBuf{}
+	out := &syncbuf.Buffer{}
+	logOut := &syncbuf.Buffer{}
 	logs := log.New(log.WithStderr(logOut))
 	s := newState(t, ev, 0, Options{Config: cfg, Stdout: out, Logs: logs, Heartbeat: func() { beats.Add(1) }, Shared: NewShared()})
 

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+
+	"github.com/mtev-supervise/mtev-supervise/pkg/rest"
 )
 
 // BenchmarkWebHello is a lua_web "hello" route answering over real HTTP
@@ -13,7 +15,7 @@ import (
 // mounted the same way. requests/s is the figure.
 func BenchmarkWebHello(b *testing.B) {
 	serve := func(b *testing.B, h http.Handler) {
-		m := &mux{}
+		m := rest.New(rest.Options{})
 		if err := m.Handle("GET", "/hello/", "(.*)$", h); err != nil {
 			b.Fatal(err)
 		}

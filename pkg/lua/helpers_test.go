@@ -1,15 +1,14 @@
 package lua
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	glua "github.com/yuin/gopher-lua"
 
+	"github.com/mtev-supervise/mtev-supervise/internal/syncbuf"
 	"github.com/mtev-supervise/mtev-supervise/pkg/eventer"
 	"github.com/mtev-supervise/mtev-supervise/pkg/log"
 )
@@ -62,24 +61,6 @@ func writeFileB(b *testing.B, path, src string) {
 	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
 		b.Fatal(err)
 	}
-}
-
-// syncBuf is a bytes.Buffer safe for the loop and the test.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuf) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuf) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // writeModules writes name → source files into a directory and returns it.
@@ -136,7 +117,7 @@ func newState(t *testing.T, ev *eventer.System, i int, o Options) *State {
 		o.Name = "test"
 	}
 	if o.Logs == nil {
-		o.Logs = log.New(log.WithStderr(&syncBuf{}))
+		o.Logs = log.New(log.WithStderr(&syncbuf.Buffer{}))
 	}
 	s, err := NewState(o)
 	if err != nil {

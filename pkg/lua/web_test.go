@@ -9,51 +9,15 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	glua "github.com/yuin/gopher-lua"
+
+	"github.com/mtev-supervise/mtev-supervise/pkg/rest"
 )
-
-// mux is a small Mounter over http.ServeMux with libmtev's routing: method,
-// base prefix, then the expression anchored on the rest of the path.
-type mux struct {
-	mu     sync.Mutex
-	routes []route
-}
-
-type route struct {
-	method, base string
-	re           *regexp.Regexp
-	h            http.Handler
-}
-
-func (m *mux) Handle(method, base, expr string, h http.Handler) error {
-	re, err := regexp.Compile("^(?:" + expr + ")")
-	if err != nil {
-		return err
-	}
-	m.mu.Lock()
-	m.routes = append(m.routes, route{method, base, re, h})
-	m.mu.Unlock()
-	return nil
-}
-
-func (m *mux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	m.mu.Lock()
-	routes := m.routes
-	m.mu.Unlock()
-	for _, rt := range routes {
-		if rt.method == r.Method && strings.HasPrefix(r.URL.Path, rt.base) && rt.re.MatchString(strings.TrimPrefix(r.URL.Path, rt.base)) {
-			rt.h.ServeHTTP(w, r)
-			return
-		}
-	}
-	http.NotFound(w, r)
-}
 
 const webModule = `
 module(..., package.seeall)
@@ -86,7 +50,7 @@ func startWeb(t *testing.T, timeout time.Duration, cfg map[string]string) (*Web,
 		t.Fatal(err)
 	}
 	stalls := make(chan Stall, 4)
-	m := &mux{}
+	m := rest.New(rest.Options{})
 	h := &Host{Name: "lua_web", Eventer: ev, Handle: m.Handle, Report: func(s Stall) { stalls <- s }}
 	ctx := context.Background()
 	if err := w.Init(ctx, h); err != nil {
@@ -330,7 +294,7 @@ func TestWebDevMode(t *testing.T) {
 		if err := w.Config(map[string]string{"directory": dir, "mount_v": "v:GET:/v/", "dev_mode": fmt.Sprint(dev)}); err != nil {
 			t.Fatal(err)
 		}
-		m := &mux{}
+		m := rest.New(rest.Options{})
 		h := &Host{Eventer: ev, Handle: m.Handle}
 		if err := w.Init(context.Background(), h); err != nil {
 			t.Fatal(err)
