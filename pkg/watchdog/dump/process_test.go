@@ -30,6 +30,18 @@ func TestMain(m *testing.M) {
 //go:noinline
 func parkedForDump(ch chan struct{}) { <-ch }
 
+// parked reports whether the labeled goroutine sits in parkedForDump.
+func parked() bool {
+	var b bytes.Buffer
+	pprof.Lookup("goroutine").WriteTo(&b, 1)
+	for _, g := range strings.Split(b.String(), "\n\n") {
+		if strings.Contains(g, "dump.parkedForDump+") && strings.Contains(g, `# labels: {"mtev-test":"parked"}`) {
+			return true
+		}
+	}
+	return false
+}
+
 func childMain(mode string) int {
 	switch mode {
 	case "serve":
@@ -39,10 +51,16 @@ func childMain(mode string) int {
 			return 5
 		}
 		defer rec.Stop()
+		// The labeled goroutine must be parked, labels and all, before
+		// the first request can arrive: a dump taken while pprof.Do is
+		// still building its context shows the goroutine without them.
 		park := make(chan struct{})
 		go pprof.Do(context.Background(), pprof.Labels("mtev-test", "parked"), func(context.Context) {
 			parkedForDump(park)
 		})
+		for !parked() {
+			time.Sleep(time.Millisecond)
+		}
 		if err := ServeFromEnv(context.Background(), Options{Recorder: rec}); err != nil {
 			fmt.Println(err)
 			return 5
