@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"time"
 
 	glua "github.com/yuin/gopher-lua"
@@ -425,6 +426,13 @@ func (s *State) luaSh(L *glua.LState) int {
 		var out, errb bytes.Buffer
 		cmd := exec.CommandContext(ctx, shell, "-c", cmdline)
 		cmd.Stdout, cmd.Stderr = &out, &errb
+		// The command runs in its own process group and a timeout kills
+		// the whole group: a shell that forks its command rather than
+		// exec'ing it would otherwise leave the command running, holding
+		// the output pipes, and the call would wait for it to finish.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+		cmd.WaitDelay = time.Second
 		err := cmd.Run()
 		status := 0
 		if err != nil {

@@ -76,6 +76,7 @@ func TestAPI(t *testing.T) {
 		{"thread_self", `local tid, loop = mtev.thread_self(); return tid > 0, loop`, []any{true, int64(0)}, ""},
 		{"sh", `return mtev.sh("echo out; echo err >&2; exit 3")`, []any{int64(3), "out\n", "err\n"}, ""},
 		{"sh timeout", `local st = mtev.sh("sleep 30", 0.05); return st`, []any{int64(-1)}, ""},
+		{"sh timeout kills what the shell started", `local st = mtev.sh("sleep 30; echo late", 0.05); return st`, []any{int64(-1)}, ""},
 		{"concurrency", `return mtev.eventer_loop_concurrency()`, []any{int64(2)}, ""},
 		{"sleep outside a coroutine", `local co = coroutine.create(function() mtev.sleep(0) end); local ok, err = coroutine.resume(co); error(err)`, nil, "not in an mtev coroutine"},
 		{"runtime error has file:line", "local x = nil\nreturn x.y", nil, "test.lua:2:"},
