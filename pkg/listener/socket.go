@@ -66,7 +66,14 @@ func sameAddr(network, want string, got net.Addr) bool {
 	if err1 != nil || err2 != nil || w.Port() == 0 {
 		return false
 	}
-	return w.Port() == g.Port() && w.Addr().Unmap() == g.Addr().Unmap()
+	if w.Port() != g.Port() {
+		return false
+	}
+	// A socket on every address is any listener's on every address: a
+	// supervisor's tcp://:PORT (or systemd's ListenStream=PORT) is [::]
+	// taking IPv4 too, a listener's address="*" is 0.0.0.0.
+	wa, ga := w.Addr().Unmap(), g.Addr().Unmap()
+	return wa == ga || wa.IsUnspecified() && ga.IsUnspecified()
 }
 
 // open returns the listener's socket: an inherited one if the service
