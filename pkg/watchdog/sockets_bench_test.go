@@ -135,10 +135,10 @@ func BenchmarkListenRestarts(b *testing.B) {
 			time.Sleep(5 * time.Millisecond)
 		}
 		var (
-			mu                         sync.Mutex
+			mu                  sync.Mutex
 			ok, refused, failed int
-			worst                      time.Duration
-			wg                         sync.WaitGroup
+			worst               time.Duration
+			wg                  sync.WaitGroup
 		)
 		t0 := time.Now()
 		b.ResetTimer()

@@ -34,21 +34,21 @@ func TestParseListen(t *testing.T) {
 		}
 	}
 	bad := map[string]string{
-		"http":                       "want NAME=ADDR",
-		"=tcp://127.0.0.1:80":        "bad name",
-		"a:b=tcp://127.0.0.1:80":     "bad name",
-		"a b=tcp://127.0.0.1:80":     "bad name",
-		"http=127.0.0.1:80":          "no scheme",
-		"http=tcp://127.0.0.1":       "missing port",
-		"http=tcp://127.0.0.1:":      "want a number",
-		"http=tcp://127.0.0.1:65536": "want a number",
-		"http=tcp://127.0.0.1:http":  "want a number",
-		"http=tcp://a/b:80":          "bad host",
-		"http=sctp://127.0.0.1:80":   "unknown scheme",
-		"http=unix://run/app.sock":   "absolute path",
-		"http=unix://@":              "absolute path",
+		"http":                                     "want NAME=ADDR",
+		"=tcp://127.0.0.1:80":                      "bad name",
+		"a:b=tcp://127.0.0.1:80":                   "bad name",
+		"a b=tcp://127.0.0.1:80":                   "bad name",
+		"http=127.0.0.1:80":                        "no scheme",
+		"http=tcp://127.0.0.1":                     "missing port",
+		"http=tcp://127.0.0.1:":                    "want a number",
+		"http=tcp://127.0.0.1:65536":               "want a number",
+		"http=tcp://127.0.0.1:http":                "want a number",
+		"http=tcp://a/b:80":                        "bad host",
+		"http=sctp://127.0.0.1:80":                 "unknown scheme",
+		"http=unix://run/app.sock":                 "absolute path",
+		"http=unix://@":                            "absolute path",
 		"http=unix:///" + strings.Repeat("a", 120): "the limit is",
-		strings.Repeat("n", 256) + "=tcp://:1":      "bad name",
+		strings.Repeat("n", 256) + "=tcp://:1":     "bad name",
 	}
 	for in, want := range bad {
 		_, err := ParseListen(in)
@@ -245,7 +245,10 @@ echo "$MTEV_CRASH_FD $MTEV_HEARTS_FD $MTEV_CONTROL_FD $MTEV_REPORT_FD" >> ` + ou
 	if lines[7] != "5 6 7 8" {
 		t.Errorf("MTEV_CRASH_FD MTEV_HEARTS_FD MTEV_CONTROL_FD MTEV_REPORT_FD = %q, want 5 6 7 8", lines[7])
 	}
-	if n := ev.count(func(e Event) bool { l, ok := e.(Listening); return ok && l.Name == "web" && strings.HasPrefix(l.Address, "127.0.0.1:") }); n != 1 {
+	if n := ev.count(func(e Event) bool {
+		l, ok := e.(Listening)
+		return ok && l.Name == "web" && strings.HasPrefix(l.Address, "127.0.0.1:")
+	}); n != 1 {
 		t.Errorf("%d Listening events for web", n)
 	}
 
@@ -375,7 +378,10 @@ func TestFDStoreMessages(t *testing.T) {
 		t.Fatalf("store %q", names())
 	}
 	// One warning per sender per interval.
-	if n := ev.count(func(e Event) bool { w, ok := e.(Warning); return ok && strings.Contains(w.Err.Error(), "descriptor store") }); n != 1 {
+	if n := ev.count(func(e Event) bool {
+		w, ok := e.(Warning)
+		return ok && strings.Contains(w.Err.Error(), "descriptor store")
+	}); n != 1 {
 		t.Errorf("%d warnings, want 1 (rate-limited)", n)
 	}
 	// Off: everything refused.
