@@ -400,3 +400,20 @@ func TestFDStoreMessages(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseListen: no input panics, and what parses prints back to itself.
+func FuzzParseListen(f *testing.F) {
+	for _, s := range []string{"http=tcp://127.0.0.1:8080", "a=tcp://:0", "d=udp://[::1]:53", "s=unix:///run/a.sock", "s=unix://@x", "x=tcp://h:1:2", "=", "a=unix://"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		l, err := ParseListen(s)
+		if err != nil {
+			return
+		}
+		again, err := ParseListen(l.String())
+		if err != nil || again != l {
+			t.Fatalf("%q parsed as %+v, which prints as %q and parses as %+v, %v", s, l, l.String(), again, err)
+		}
+	})
+}
