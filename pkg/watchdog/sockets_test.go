@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -416,4 +417,36 @@ func FuzzParseListen(f *testing.F) {
 			t.Fatalf("%q parsed as %+v, which prints as %q and parses as %+v, %v", s, l, l.String(), again, err)
 		}
 	})
+}
+
+// The sockets cannot change while the supervisor runs.
+func TestReconfigureListenRefused(t *testing.T) {
+	cfg := Config{Command: []string{"sleep", "60"}, Hearts: HeartsOff, StopTimeout: 5 * time.Second,
+		Listen: []Listen{mustListen(t, "web=tcp://127.0.0.1:0")}}
+	s, ev := newTestSupervisor(t, cfg)
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(context.Background()) }()
+	waitFor(t, "the child", func() bool { return ev.count(func(e Event) bool { _, ok := e.(Started); return ok }) == 1 })
+	cfg.StateDir = s.cfg.StateDir
+	same := cfg
+	same.Restart = RestartAlways
+	if err := s.Reconfigure(same); err != nil {
+		t.Errorf("same sockets: %v", err)
+	}
+	changed := cfg
+	changed.Listen = []Listen{mustListen(t, "web=tcp://127.0.0.1:1")}
+	if err := s.Reconfigure(changed); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "listen") {
+		t.Errorf("changed sockets: %v", err)
+	}
+	changed = cfg
+	changed.FDStoreMax = 3
+	if err := s.Reconfigure(changed); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "listen") {
+		t.Errorf("changed store bound: %v", err)
+	}
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-served; err != nil {
+		t.Fatal(err)
+	}
 }
