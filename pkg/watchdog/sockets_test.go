@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -448,5 +449,28 @@ func TestReconfigureListenRefused(t *testing.T) {
 	}
 	if err := <-served; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A stored descriptor is passed as it was stored: os/exec takes each
+// file's Fd, which must not switch a non-blocking socket to blocking (the
+// flag belongs to the open file, shared with the child).
+func TestFDStoreKeepsFlags(t *testing.T) {
+	s := &Supervisor{}
+	s.fdstore.max = 2
+	p, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(p[1])
+	s.fdStoreMsg(notifyMsg{pid: 1, fields: parseNotify("FDSTORE=1\nFDNAME=conn"), fds: []int{p[0]}})
+	defer s.fdstore.clear()
+	cmd := &exec.Cmd{}
+	if n := s.passFiles(cmd); n != 1 || lookupEnv(cmd.Env, "LISTEN_FDNAMES") != "conn" || lookupEnv(cmd.Env, "LISTEN_FDS") != "1" {
+		t.Fatalf("passFiles: %d, %q", n, cmd.Env)
+	}
+	fd := cmd.ExtraFiles[0].Fd()
+	if fl, err := unix.FcntlInt(fd, unix.F_GETFL, 0); err != nil || fl&unix.O_NONBLOCK == 0 {
+		t.Errorf("flags %#x, %v: the stored socket became blocking", fl, err)
 	}
 }
