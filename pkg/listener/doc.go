@@ -51,7 +51,10 @@
 // its own with SO_REUSEADDR and the backlog (default 5, as libmtev). An
 // existing unix socket at the path is replaced; any other file there is
 // an error (libmtev unlinks regular files too). The Accept hook point
-// sees every accepted connection first; Abort closes it.
+// sees every accepted connection first; Abort closes it. Passed descriptors
+// that are not listening sockets (a UDP socket, a memfd kept in
+// mtev-supervise's descriptor store) are handed over by name with
+// Inherited.
 //
 // # Threads
 //

@@ -16,27 +16,48 @@ import (
 // socket activation: LISTEN_PID, LISTEN_FDS, LISTEN_FDNAMES), taken once
 // and handed out by name or address; a socket stays here until a
 // listener claims it, and a stopped listener's inherited socket returns.
+// Passed descriptors that are not listening sockets (a UDP socket, a
+// memfd kept in mtev-supervise's descriptor store) wait in files for
+// Inherited.
 var inherited struct {
 	once   sync.Once
 	mu     sync.Mutex
 	byName map[string][]net.Listener
+	files  map[string][]*os.File
+}
+
+func loadInherited() {
+	inherited.once.Do(func() {
+		inherited.byName = map[string][]net.Listener{}
+		inherited.files = map[string][]*os.File{}
+		for _, f := range activation.Files(true) {
+			ln, err := net.FileListener(f)
+			if err != nil {
+				inherited.files[f.Name()] = append(inherited.files[f.Name()], f)
+				continue
+			}
+			f.Close()
+			inherited.byName[f.Name()] = append(inherited.byName[f.Name()], ln)
+		}
+	})
+}
+
+// Inherited hands over the descriptors the service manager passed under
+// name (LISTEN_FDNAMES) that are not listening sockets: a UDP socket, or
+// a memfd or socket a previous run kept in mtev-supervise's descriptor
+// store (FDSTORE=1). Each is returned once; the caller owns it. They are
+// close-on-exec.
+func Inherited(name string) []*os.File {
+	loadInherited()
+	inherited.mu.Lock()
+	defer inherited.mu.Unlock()
+	fs := inherited.files[name]
+	delete(inherited.files, name)
+	return fs
 }
 
 func takeInherited(s *Spec) net.Listener {
-	inherited.once.Do(func() {
-		inherited.byName = map[string][]net.Listener{}
-		m, err := activation.ListenersWithNames()
-		if err != nil {
-			return
-		}
-		for name, lns := range m {
-			for _, ln := range lns {
-				if ln != nil {
-					inherited.byName[name] = append(inherited.byName[name], ln)
-				}
-			}
-		}
-	})
+	loadInherited()
 	inherited.mu.Lock()
 	defer inherited.mu.Unlock()
 	if s.Name != "" {
