@@ -68,11 +68,11 @@ func ParseListen(s string) (Listen, error) {
 		if err != nil {
 			return Listen{}, fmt.Errorf("watchdog: listen %q: %w", s, err)
 		}
-		if p, err := strconv.ParseUint(port, 10, 16); err != nil || port == "" {
+		p, err := strconv.ParseUint(port, 10, 16)
+		if err != nil {
 			return Listen{}, fmt.Errorf("watchdog: listen %q: port %q: want a number from 0 to 65535", s, port)
-		} else {
-			port = strconv.FormatUint(p, 10)
 		}
+		port = strconv.FormatUint(p, 10)
 		if strings.ContainsAny(host, "/%") {
 			return Listen{}, fmt.Errorf("watchdog: listen %q: bad host %q", s, host)
 		}
