@@ -303,6 +303,7 @@ func (h *heldSocket) close() {
 // openSockets opens every socket of the configuration, all or none; the
 // returned function closes them.
 func (s *Supervisor) openSockets() (func(), error) {
+	s.keepInherited()
 	var held []*heldSocket
 	closeAll := func() {
 		for _, h := range held {
@@ -494,4 +495,22 @@ func (s *Supervisor) fdRefused(pid int, why string) {
 		more = fmt.Sprintf(" (%d more from it suppressed in the last %v)", suppressed, s.fdstore.refused.interval)
 	}
 	s.event(Warning{Err: fmt.Errorf("watchdog: notify: descriptor store: message from pid %d refused: %s%s", pid, why, more)})
+}
+
+// keepInherited marks the descriptors a service manager passed to this
+// process (LISTEN_FDS from fd 3, when LISTEN_PID is this process)
+// close-on-exec: like the LISTEN_* variables, they are this process's and
+// never reach the child.
+func (s *Supervisor) keepInherited() {
+	env := s.sys.environ()
+	if lookupEnv(env, "LISTEN_PID") != strconv.Itoa(s.sys.getpid()) {
+		return
+	}
+	n, err := strconv.Atoi(lookupEnv(env, "LISTEN_FDS"))
+	if err != nil || n <= 0 || n > 1<<16 {
+		return
+	}
+	for fd := 3; fd < 3+n; fd++ {
+		unix.CloseOnExec(fd)
+	}
 }
