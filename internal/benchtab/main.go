@@ -184,9 +184,14 @@ func render(w io.Writer, figs []*figure, format string) error {
 			custom := hasCustomTime(res)
 			for _, unit := range res.order {
 				v := res.metrics[unit]
-				if v == 0 || (unit == "ns/op" && custom) {
+				if unit == "ns/op" && custom {
 					// A benchmark with figures of its own (median-ms,
 					// msgs/s, ...) has an ns/op that says nothing more.
+					continue
+				}
+				if v == 0 && !nonZeroIn(f, bases, unit) {
+					// Nothing to say, unless a baseline has it: 0 refused
+					// beside the baseline's thousands is the figure.
 					continue
 				}
 				matched := false
@@ -233,6 +238,17 @@ func render(w io.Writer, figs []*figure, format string) error {
 		return fmt.Errorf("unknown format %q", format)
 	}
 	return nil
+}
+
+// nonZeroIn reports whether one of the baselines reports unit with a
+// value other than 0.
+func nonZeroIn(f *figure, bases []string, unit string) bool {
+	for _, b := range bases {
+		if v, ok := f.results[b].metrics[unit]; ok && v != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func num(v float64) string {

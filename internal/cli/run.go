@@ -92,6 +92,9 @@ func (f *runFlags) bind(fs *flag.FlagSet) {
 	fs.IntVar(&f.logRetain, "log-retain", 10, "with --log-file: rotated files kept")
 	fs.StringVar(&f.metricsListen, "metrics-listen", "", "serve Prometheus /metrics about the service on this address (host:port; off by default)")
 	fs.StringVar(&f.config, "config", "", "XML file with a <run> section: every flag as an attribute, <command>, <arg> and <env> children; flags win")
+	// Sockets held by the supervisor (sockets.go).
+	fs.Var(listenFlag{&c.Listen}, "listen", listenDoc)
+	fs.IntVar(&c.FDStoreMax, "fdstore-max", watchdog.DefaultFDStoreMax, fdstoreMaxDoc)
 }
 
 // resolve turns the flags into a watchdog.Config.
@@ -134,6 +137,13 @@ func (f *runFlags) resolve(env *Env, command []string) (watchdog.Config, error) 
 	case "plain", "prefix", "json":
 	default:
 		return c, usageError("--output %q: want plain, prefix or json", f.output)
+	}
+	// Sockets held by the supervisor: 0 turns the store off.
+	switch {
+	case c.FDStoreMax < 0:
+		return c, usageError("--fdstore-max %d: want 0 or more", c.FDStoreMax)
+	case c.FDStoreMax == 0:
+		c.FDStoreMax = -1
 	}
 	return c, nil
 }

@@ -48,10 +48,11 @@ func sectionOf(fs *flag.FlagSet) config.Section {
 			{Name: "arg", Type: config.TypeString, Repeated: true, Doc: "one argument of the program, in order"},
 			{Name: "env", Type: config.TypeString, Repeated: true, Doc: "an environment variable for the program; its value is the text",
 				Attrs: []config.Attr{{Name: "name", Type: config.TypeString, Required: true, Pattern: `[A-Za-z_][A-Za-z0-9_]*`, Doc: "the variable's name"}}},
+			listenElement,
 		},
 	}
 	fs.VisitAll(func(f *flag.Flag) {
-		if f.Name == "config" {
+		if f.Name == "config" || isRepeated(f) {
 			return
 		}
 		a := config.Attr{Name: f.Name, Type: flagType(f), Default: f.DefValue, Doc: f.Usage}
@@ -103,7 +104,7 @@ func applyConfig(path string, fs *flag.FlagSet, logs *log.Graph) (command, env [
 	var errs []string
 	fs.VisitAll(func(f *flag.Flag) {
 		v, ok := n.Attr(f.Name)
-		if !ok || set[f.Name] || f.Name == "config" {
+		if !ok || set[f.Name] || f.Name == "config" || isRepeated(f) {
 			return
 		}
 		if err := fs.Set(f.Name, v); err != nil {
@@ -115,6 +116,9 @@ func applyConfig(path string, fs *flag.FlagSet, logs *log.Graph) (command, env [
 	})
 	if len(errs) > 0 {
 		return nil, nil, usageError("%s", strings.Join(errs, "\n"))
+	}
+	if err := applyListen(n, fs, set); err != nil {
+		return nil, nil, err
 	}
 	for _, ch := range n.Children() {
 		switch ch.Tag() {

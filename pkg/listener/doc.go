@@ -44,12 +44,17 @@
 // # Sockets
 //
 // A listener first takes a socket passed by the service manager
-// (LISTEN_PID/LISTEN_FDS/LISTEN_FDNAMES) whose name is the listener's
-// name attribute or whose address is the listener's; otherwise it opens
+// (LISTEN_PID/LISTEN_FDS/LISTEN_FDNAMES; mtev-supervise run --listen
+// passes its sockets so) whose name is the listener's name attribute or
+// whose address is the listener's (a socket on every address, IPv4 or
+// dual-stack IPv6, matches a listener on every address); otherwise it opens
 // its own with SO_REUSEADDR and the backlog (default 5, as libmtev). An
 // existing unix socket at the path is replaced; any other file there is
 // an error (libmtev unlinks regular files too). The Accept hook point
-// sees every accepted connection first; Abort closes it.
+// sees every accepted connection first; Abort closes it. Passed descriptors
+// that are not listening sockets (a UDP socket, a memfd kept in
+// mtev-supervise's descriptor store) are handed over by name with
+// Inherited.
 //
 // # Threads
 //

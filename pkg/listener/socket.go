@@ -16,27 +16,48 @@ import (
 // socket activation: LISTEN_PID, LISTEN_FDS, LISTEN_FDNAMES), taken once
 // and handed out by name or address; a socket stays here until a
 // listener claims it, and a stopped listener's inherited socket returns.
+// Passed descriptors that are not listening sockets (a UDP socket, a
+// memfd kept in mtev-supervise's descriptor store) wait in files for
+// Inherited.
 var inherited struct {
 	once   sync.Once
 	mu     sync.Mutex
 	byName map[string][]net.Listener
+	files  map[string][]*os.File
+}
+
+func loadInherited() {
+	inherited.once.Do(func() {
+		inherited.byName = map[string][]net.Listener{}
+		inherited.files = map[string][]*os.File{}
+		for _, f := range activation.Files(true) {
+			ln, err := net.FileListener(f)
+			if err != nil {
+				inherited.files[f.Name()] = append(inherited.files[f.Name()], f)
+				continue
+			}
+			f.Close()
+			inherited.byName[f.Name()] = append(inherited.byName[f.Name()], ln)
+		}
+	})
+}
+
+// Inherited hands over the descriptors the service manager passed under
+// name (LISTEN_FDNAMES) that are not listening sockets: a UDP socket, or
+// a memfd or socket a previous run kept in mtev-supervise's descriptor
+// store (FDSTORE=1). Each is returned once; the caller owns it. They are
+// close-on-exec.
+func Inherited(name string) []*os.File {
+	loadInherited()
+	inherited.mu.Lock()
+	defer inherited.mu.Unlock()
+	fs := inherited.files[name]
+	delete(inherited.files, name)
+	return fs
 }
 
 func takeInherited(s *Spec) net.Listener {
-	inherited.once.Do(func() {
-		inherited.byName = map[string][]net.Listener{}
-		m, err := activation.ListenersWithNames()
-		if err != nil {
-			return
-		}
-		for name, lns := range m {
-			for _, ln := range lns {
-				if ln != nil {
-					inherited.byName[name] = append(inherited.byName[name], ln)
-				}
-			}
-		}
-	})
+	loadInherited()
 	inherited.mu.Lock()
 	defer inherited.mu.Unlock()
 	if s.Name != "" {
@@ -66,7 +87,14 @@ func sameAddr(network, want string, got net.Addr) bool {
 	if err1 != nil || err2 != nil || w.Port() == 0 {
 		return false
 	}
-	return w.Port() == g.Port() && w.Addr().Unmap() == g.Addr().Unmap()
+	if w.Port() != g.Port() {
+		return false
+	}
+	// A socket on every address is any listener's on every address: a
+	// supervisor's tcp://:PORT (or systemd's ListenStream=PORT) is [::]
+	// taking IPv4 too, a listener's address="*" is 0.0.0.0.
+	wa, ga := w.Addr().Unmap(), g.Addr().Unmap()
+	return wa == ga || wa.IsUnspecified() && ga.IsUnspecified()
 }
 
 // open returns the listener's socket: an inherited one if the service

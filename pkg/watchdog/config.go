@@ -134,6 +134,16 @@ type Config struct {
 	// Journal retention (see pkg/journal); zero means the journal's defaults.
 	JournalMaxBytes int64
 	JournalMaxAge   time.Duration
+
+	// Sockets held by the supervisor (sockets.go, docs/sockets.md).
+	// Listen: sockets opened before the first start and passed to every
+	// child (fds 3 up, LISTEN_FDS, LISTEN_FDNAMES, LISTEN_PID), so that
+	// connections wait in the kernel's backlog while the child restarts.
+	// FDStoreMax bounds the descriptors children keep with the notify
+	// protocol's FDSTORE=1 (default DefaultFDStoreMax; negative: no store);
+	// they are passed to the next child after the Listen sockets.
+	Listen     []Listen
+	FDStoreMax int
 }
 
 // Defaults of Config, in one place.
@@ -224,6 +234,10 @@ func (c Config) withDefaults() Config {
 	if c.SameCrashSpan == 0 {
 		c.SameCrashSpan = DefaultSameCrashSpan
 	}
+	// Sockets held by the supervisor.
+	if c.FDStoreMax == 0 {
+		c.FDStoreMax = DefaultFDStoreMax
+	}
 	return c
 }
 
@@ -302,6 +316,8 @@ func (c Config) validate() error {
 	if c.Name != "" && !validName(c.Name) {
 		bad("name %q: use letters, digits, '.', '_' and '-' only", c.Name)
 	}
+	// Sockets held by the supervisor.
+	validateListen(c, bad)
 	return errors.Join(errs...)
 }
 

@@ -39,6 +39,19 @@
 // brings its record: Serve does not return before it, and the record's
 // action is decided when the child died.
 //
+// # Sockets and stored descriptors
+//
+// Config.Listen sockets are opened by Serve before the first start (all or
+// none; ErrListen when one cannot be) and closed when it returns. Every
+// child gets them from fd 3 up, then the descriptors children stored with
+// the notify protocol's FDSTORE=1 (at most Config.FDStoreMax), with
+// LISTEN_FDS and LISTEN_FDNAMES; the trampoline sets LISTEN_PID to the
+// child's own pid. The supervisor's own descriptors (MTEV_CRASH_FD,
+// MTEV_HEARTS_FD, MTEV_CONTROL_FD, MTEV_REPORT_FD) follow them. The store
+// is owned by the loop; the notify reader closes the descriptors of every
+// datagram it refuses before it reads the next, and the loop those of an
+// accepted message it does not keep. See sockets.go and docs/sockets.md.
+//
 // # Threads and ownership
 //
 // All supervisor state is owned by one loop goroutine and changed through

@@ -35,13 +35,6 @@ const (
 	DefaultDumpBudget   = 2 * time.Second
 )
 
-// File descriptors of a child, in the order of ExtraFiles (fd 3 up).
-const (
-	fdCrash   = 3
-	fdHearts  = 4
-	fdControl = 5
-)
-
 // captureDone carries a finished stall capture back to the loop.
 type captureDone struct {
 	c    *child
@@ -92,11 +85,11 @@ func (s *Supervisor) attachHearts(cmd *exec.Cmd, start int) (client *dump.Client
 		childEnd.Close()
 		return nil, nil, fmt.Errorf("watchdog: %w", err)
 	}
-	cmd.ExtraFiles = append(cmd.ExtraFiles, s.tableFile, childEnd)
 	cmd.Env = append(cmd.Env,
-		fmt.Sprintf("%s=%d", hearts.EnvFD, fdHearts),
-		fmt.Sprintf("%s=%d", dump.EnvFD, fdControl),
+		fmt.Sprintf("%s=%d", hearts.EnvFD, 3+len(cmd.ExtraFiles)),
+		fmt.Sprintf("%s=%d", dump.EnvFD, 4+len(cmd.ExtraFiles)),
 	)
+	cmd.ExtraFiles = append(cmd.ExtraFiles, s.tableFile, childEnd)
 	return client, func() {
 		childEnd.Close()
 		s.monitor.Reset(time.Now())

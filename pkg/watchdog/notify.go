@@ -45,6 +45,10 @@ type notifyMsg struct {
 	pid    int
 	root   int
 	fields []kv
+	// Descriptors passed with the datagram (SCM_RIGHTS), owned by the
+	// message: stored by FDSTORE=1 or closed (sockets.go).
+	fds       []int
+	truncated bool
 }
 
 type kv struct{ k, v string }
@@ -118,27 +122,36 @@ func (n *notifySocket) serve(msgs chan<- any, done <-chan struct{}) {
 			continue
 		}
 		root := int(n.root.Load())
-		if root == 0 {
-			continue // no child to apply them to
-		}
 		for i := range count {
 			payload, oob := r.msg(i)
+			fds := rightsFDs(oob)
+			if root == 0 {
+				closeFDs(fds)
+				continue // no child to apply them to
+			}
 			if string(payload) == "BARRIER=1" {
 				// sd_notify_barrier: closing the descriptor it passed,
 				// done as it was read, is the whole answer. Its sender
 				// (systemd-notify --ready) exits at once, so it is never
 				// checked or refused.
+				closeFDs(fds)
 				continue
 			}
 			pid := credPID(oob)
 			if why := n.refuse(pid, root, payload); why != "" {
+				closeFDs(fds)
 				n.report(pid, why)
 				continue
 			}
-			m := notifyMsg{pid: pid, root: root, fields: parseNotify(string(payload))}
+			m := notifyMsg{pid: pid, root: root, fields: parseNotify(string(payload)), fds: fds, truncated: r.truncated(i)}
 			select {
 			case msgs <- m:
 			case <-done:
+				closeFDs(fds)
+				for j := i + 1; j < count; j++ {
+					_, oob := r.msg(j)
+					closeFDs(rightsFDs(oob))
+				}
 				return
 			}
 		}
@@ -256,6 +269,9 @@ func parseNotify(s string) []kv {
 
 // handleNotify applies a datagram from the child's process tree.
 func (s *Supervisor) handleNotify(m notifyMsg) {
+	// The descriptor store first: it takes the message's descriptors even
+	// from a child that is ending (systemd's store-on-stop).
+	s.fdStoreMsg(m)
 	c := s.cur
 	if c == nil || c.planned != "" || m.root != c.pid {
 		return

@@ -21,17 +21,20 @@ type dgramReader struct {
 
 const (
 	dgramBatch = 32
-	// dgramOOB is room for one SCM_CREDENTIALS (unix.CmsgSpace(SizeofUcred))
-	// and no more: the kernel puts the credentials first and drops file
-	// descriptors that do not fit (SCM_RIGHTS), so none is ever installed
-	// in this process, and a sender waiting for its fd to be closed
-	// (sd_notify_barrier, systemd-notify --ready) goes on at once.
-	dgramOOB = 32
+	// dgramOOB is room for one SCM_CREDENTIALS (unix.CmsgSpace(SizeofUcred),
+	// which the kernel puts first) and FDsPerMessage descriptors
+	// (SCM_RIGHTS, for FDSTORE=1); the kernel discards descriptors that do
+	// not fit and flags the message MSG_CTRUNC. Descriptors arrive
+	// close-on-exec (MSG_CMSG_CLOEXEC); every one that is not stored is
+	// closed by the reader or the loop as soon as its message is handled,
+	// so that a sender waiting for its fd to be closed (sd_notify_barrier,
+	// systemd-notify --ready) goes on at once.
+	dgramOOB = 32 + 16 + 4*FDsPerMessage
 )
 
 func init() {
-	if unix.CmsgSpace(unix.SizeofUcred) != dgramOOB {
-		panic("watchdog: dgramOOB must be unix.CmsgSpace(unix.SizeofUcred)")
+	if unix.CmsgSpace(unix.SizeofUcred)+unix.CmsgSpace(4*FDsPerMessage) != dgramOOB {
+		panic("watchdog: dgramOOB must hold SCM_CREDENTIALS and FDsPerMessage descriptors")
 	}
 }
 
@@ -61,7 +64,7 @@ func (r *dgramReader) read() (int, error) {
 			h.Flags = 0
 			r.hdrs[i].Len = 0
 		}
-		r1, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.hdrs[0])), dgramBatch, unix.MSG_DONTWAIT, 0, 0)
+		r1, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.hdrs[0])), dgramBatch, unix.MSG_DONTWAIT|unix.MSG_CMSG_CLOEXEC, 0, 0)
 		switch e {
 		case 0:
 			n = int(r1)
@@ -85,4 +88,29 @@ func (r *dgramReader) read() (int, error) {
 func (r *dgramReader) msg(i int) (payload, oob []byte) {
 	h := &r.hdrs[i]
 	return r.bufs[i][:min(int(h.Len), len(r.bufs[i]))], r.oobs[i][:min(int(h.Hdr.Controllen), dgramOOB)]
+}
+
+// truncated reports whether the i-th datagram of the last read carried
+// more control data (descriptors) than fit.
+func (r *dgramReader) truncated(i int) bool { return r.hdrs[i].Hdr.Flags&unix.MSG_CTRUNC != 0 }
+
+// rightsFDs returns the descriptors of the SCM_RIGHTS control messages of
+// oob (installed in this process by the read), or nil.
+func rightsFDs(oob []byte) []int {
+	if len(oob) <= unix.CmsgSpace(unix.SizeofUcred) {
+		return nil // credentials only: the common case allocates nothing
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return nil
+	}
+	var fds []int
+	for i := range msgs {
+		if msgs[i].Header.Level == unix.SOL_SOCKET && msgs[i].Header.Type == unix.SCM_RIGHTS {
+			if r, err := unix.ParseUnixRights(&msgs[i]); err == nil {
+				fds = append(fds, r...)
+			}
+		}
+	}
+	return fds
 }

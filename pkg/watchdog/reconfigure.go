@@ -42,6 +42,7 @@ func (s *Supervisor) reconfigure(n Config) error {
 	check("hearts", o.Hearts == n.Hearts && o.HeartSlots == n.HeartSlots && o.HeartTimeout == n.HeartTimeout &&
 		o.HeartGrace == n.HeartGrace && o.NoSoftStall == n.NoSoftStall)
 	check("same-crash", o.SameCrashLimit == n.SameCrashLimit && o.SameCrashSpan == n.SameCrashSpan)
+	check("listen", slices.Equal(o.Listen, n.Listen) && o.FDStoreMax == n.FDStoreMax)
 	if len(fixed) > 0 {
 		return fmt.Errorf("%w: cannot change %v while running: restart the supervisor", ErrConfig, fixed)
 	}

@@ -49,7 +49,6 @@ func (s *Supervisor) childEnv(start int) []string {
 	// goroutine with its heart's name.
 	env = append(env, "GODEBUG="+goDebug(lookupEnv(env, "GODEBUG"), "tracebacklabels=1"))
 	env = append(env,
-		CrashFDEnv+"=3",
 		"MTEV_SERVICE="+s.cfg.Name,
 		"MTEV_STATE_DIR="+absDir(s.cfg.StateDir), // the child reads its incidents and places its console
 		"MTEV_START_COUNT="+strconv.Itoa(start),
@@ -60,7 +59,6 @@ func (s *Supervisor) childEnv(start int) []string {
 		env = append(env, "NOTIFY_SOCKET="+s.notify.addr)
 		if s.cfg.Watchdog > 0 {
 			env = append(env, "WATCHDOG_USEC="+strconv.FormatInt(s.cfg.Watchdog.Microseconds(), 10))
-			env = append(env, trampolineEnv+"=1")
 		}
 	}
 	return env
@@ -122,14 +120,18 @@ func (s *Supervisor) spawnChild(start int) (*child, error) {
 		Stdin:  nil,
 		Stdout: outW,
 		Stderr: errW,
-		// fd 3: the crash-output memfd (MTEV_CRASH_FD).
-		ExtraFiles: []*os.File{crashFD},
 		SysProcAttr: &syscall.SysProcAttr{
 			Setpgid:   true,
 			Pdeathsig: syscall.SIGKILL,
 			PidFD:     &pidfd,
 		},
 	}
+	// fds 3 up: the sockets held by the supervisor and the stored
+	// descriptors (sockets.go), then the crash-output memfd
+	// (MTEV_CRASH_FD), the heart table, the dump and report channels.
+	passed := s.passFiles(cmd)
+	cmd.Env = append(cmd.Env, CrashFDEnv+"="+strconv.Itoa(3+len(cmd.ExtraFiles)))
+	cmd.ExtraFiles = append(cmd.ExtraFiles, crashFD)
 	client, attached, err := s.attachHearts(cmd, start)
 	if err != nil {
 		outR.Close()
@@ -152,12 +154,13 @@ func (s *Supervisor) spawnChild(start int) (*child, error) {
 		crashFD.Close()
 		return nil, err
 	}
-	if s.cfg.Notify && s.cfg.Watchdog > 0 {
-		// The trampoline sets WATCHDOG_PID to the child's own pid, then
-		// execs the command: the pid is only known after the fork.
+	if s.cfg.Notify && s.cfg.Watchdog > 0 || passed > 0 {
+		// The trampoline sets WATCHDOG_PID and LISTEN_PID to the child's
+		// own pid, then execs the command: the pid is only known after
+		// the fork.
 		cmd.Path = selfExe()
 		cmd.Args = append([]string{s.cfg.Command[0]}, s.cfg.Command...)
-		cmd.Env = append(cmd.Env, trampolinePathEnv+"="+path)
+		cmd.Env = append(cmd.Env, trampolineEnv+"=1", trampolinePathEnv+"="+path)
 	}
 	err = s.spawn.start(cmd)
 	outW.Close()
@@ -257,6 +260,8 @@ var supervisorEnv = map[string]bool{
 	hearts.EnvFD: true, dump.EnvFD: true, CrashFDEnv: true, report.EnvFD: true,
 	"MTEV_SERVICE": true, "MTEV_START_COUNT": true, "MTEV_SUPERVISOR_PID": true,
 	trampolineEnv: true, trampolinePathEnv: true, treeEnv: true, guardEnv: true,
+	// Sockets held by the supervisor: a service manager's for this process.
+	"LISTEN_FDS": true, "LISTEN_FDNAMES": true, "LISTEN_PID": true,
 }
 
 // errNoOutsideCapture is the verdict on every executable when no capture

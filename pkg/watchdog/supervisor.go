@@ -102,6 +102,9 @@ type Supervisor struct {
 	captures      int   // captures running; Serve waits for their records
 	ending        bool  // no more starts: stop requested or a final error
 	final         error // what Serve returns once the child is gone
+	// Sockets held by the supervisor (sockets.go).
+	sockets []*heldSocket
+	fdstore fdStore
 }
 
 // child is one started process.
@@ -267,6 +270,14 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 		return err
 	}
 	cleanup = append(cleanup, closeHearts)
+	// Sockets held by the supervisor: open before the first start; the
+	// descriptor store is cleared when the supervisor ends.
+	closeSockets, err := s.openSockets()
+	if err != nil {
+		return err
+	}
+	s.fdstore.max = s.cfg.FDStoreMax
+	cleanup = append(cleanup, closeSockets, s.fdstore.clear)
 
 	if s.cfg.Notify {
 		n, err := listenNotify(s.cfg.StateDir, s.cfg.Name)

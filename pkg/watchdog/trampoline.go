@@ -9,9 +9,11 @@ import (
 )
 
 // The trampoline: a child under a notify watchdog must see WATCHDOG_PID set
-// to its own pid, which is known only after the fork. The supervisor then
-// starts its own executable with trampolineEnv set; this package's init
-// sees it, sets WATCHDOG_PID to the (unchanged) pid and execs the real
+// to its own pid, and a child given sockets LISTEN_PID, which is known
+// only after the fork. The supervisor then starts its own executable with
+// trampolineEnv set; this package's init sees it, sets WATCHDOG_PID (when
+// WATCHDOG_USEC is set) and LISTEN_PID (when LISTEN_FDS is set) to the
+// (unchanged) pid and execs the real
 // command, named in trampolinePathEnv, with the remaining arguments. Any
 // binary that links this package can be a trampoline; the exec replaces it
 // before its main runs.
@@ -27,7 +29,12 @@ func init() {
 	path := os.Getenv(trampolinePathEnv)
 	os.Unsetenv(trampolineEnv)
 	os.Unsetenv(trampolinePathEnv)
-	os.Setenv("WATCHDOG_PID", strconv.Itoa(os.Getpid()))
+	if _, ok := os.LookupEnv("WATCHDOG_USEC"); ok {
+		os.Setenv("WATCHDOG_PID", strconv.Itoa(os.Getpid()))
+	}
+	if _, ok := os.LookupEnv("LISTEN_FDS"); ok {
+		os.Setenv("LISTEN_PID", strconv.Itoa(os.Getpid()))
+	}
 	if path == "" || len(os.Args) < 2 {
 		os.Stderr.WriteString("mtev-supervise trampoline: no command\n")
 		os.Exit(127)
