@@ -102,6 +102,9 @@ type Supervisor struct {
 	captures      int   // captures running; Serve waits for their records
 	ending        bool  // no more starts: stop requested or a final error
 	final         error // what Serve returns once the child is gone
+
+	// Set before Serve starts any goroutine (systemd.go).
+	sd *systemd // reports to systemd; nil when not under it
 }
 
 // child is one started process.
@@ -236,6 +239,14 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 	}
 	if err := setSubreaper(); err != nil {
 		return err
+	}
+	sd, err := s.startSystemd()
+	if err != nil {
+		return err
+	}
+	if sd != nil {
+		s.sd = sd
+		cleanup = append(cleanup, sd.close)
 	}
 	if s.opts.Journal != nil {
 		s.store = incident.NewStore(s.cfg.StateDir, s.opts.Journal)
@@ -471,6 +482,7 @@ func childTimer(c *child, which timerKind) timer {
 func ms(d time.Duration) int64 { return d.Milliseconds() }
 
 func (s *Supervisor) event(e Event) {
+	s.sd.observe(e)
 	if s.opts.Events != nil {
 		s.eventMu.Lock()
 		s.opts.Events(e)
@@ -577,6 +589,7 @@ func (s *Supervisor) exited(m exitMsg) {
 func (s *Supervisor) end(final error, why string) {
 	s.ending = true
 	s.final = final
+	s.sd.stop()
 	if s.cur != nil && s.cur.planned != planStall {
 		s.stopChild(s.cur, planStop, why)
 	}
