@@ -3,9 +3,9 @@ package watchdog
 import (
 	"context"
 	"fmt"
-	"regexp"
 	"net"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
