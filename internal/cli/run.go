@@ -92,6 +92,8 @@ func (f *runFlags) bind(fs *flag.FlagSet) {
 	fs.IntVar(&f.logRetain, "log-retain", 10, "with --log-file: rotated files kept")
 	fs.StringVar(&f.metricsListen, "metrics-listen", "", "serve Prometheus /metrics about the service on this address (host:port; off by default)")
 	fs.StringVar(&f.config, "config", "", "XML file with a <run> section: every flag as an attribute, <command>, <arg> and <env> children; flags win")
+	// Containers (init.go, docs/deploy.md).
+	fs.BoolVar(&c.Init, "init", false, "act as a container's init (automatic as PID 1): forward every catchable signal not acted on to the child, and end with the child's status after a stop")
 }
 
 // resolve turns the flags into a watchdog.Config.
@@ -135,6 +137,8 @@ func (f *runFlags) resolve(env *Env, command []string) (watchdog.Config, error) 
 	default:
 		return c, usageError("--output %q: want plain, prefix or json", f.output)
 	}
+	// Containers: PID 1 is an init whether it was asked to be or not.
+	c.Init = c.Init || isPID1()
 	return c, nil
 }
 
@@ -266,6 +270,9 @@ func supervise(ctx context.Context, env *Env, cfg watchdog.Config, output string
 	// Caught since the process started (earlySignals); those that came
 	// before the supervisor existed are forwarded now.
 	fwd := earlySignals
+	// As an init, every other catchable signal goes to the child too.
+	more, stopMore := initSignals(cfg.Init)
+	defer stopMore()
 	fwdDone := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -286,6 +293,10 @@ func supervise(ctx context.Context, env *Env, cfg watchdog.Config, output string
 				}
 				if err := sup.Signal(sig.(syscall.Signal)); err != nil && !errors.Is(err, watchdog.ErrNotRunning) {
 					w.event(watchdog.Warning{Err: err})
+				}
+			case sig := <-more:
+				if err := sup.Signal(sig.(syscall.Signal)); err != nil && !errors.Is(err, watchdog.ErrNotRunning) {
+					w.event(watchdog.Warning{Err: fmt.Errorf("forward %v: %w", sig, err)})
 				}
 			case <-fwdDone:
 				return

@@ -34,7 +34,8 @@ var (
 )
 
 // ChildExitError is returned by Serve under RestartNever when the child
-// failed: its status becomes the supervisor's.
+// failed, and with Config.Init when the child's last end was not a clean
+// exit: its status becomes the supervisor's.
 type ChildExitError struct{ Exit trace.Exit }
 
 func (e *ChildExitError) Error() string { return "watchdog: child ended with " + e.Exit.String() }
@@ -372,7 +373,7 @@ func (s *Supervisor) run(ctx context.Context) error {
 		if s.cur == nil && s.ending && s.captures == 0 {
 			// A capture that outlives its child (a core read after the
 			// kill) still brings its record.
-			return s.final
+			return s.endStatus()
 		}
 		if s.cur == nil && restartT == nil && !s.ending {
 			d := s.nextAt.Sub(s.clock.Now())
