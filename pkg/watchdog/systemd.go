@@ -207,7 +207,7 @@ func (sd *systemd) statusText(st StatusInfo) string {
 	switch {
 	case sd.gaveUp != "":
 		b.WriteString(sd.gaveUp)
-	case st.PID != 0 && sd.stalled != "" && st.State != "stopping":
+	case st.PID != 0 && sd.stalled != "":
 		fmt.Fprintf(&b, "%s: pid %d %s", st.Service, st.PID, sd.stalled)
 	case st.PID != 0:
 		fmt.Fprintf(&b, "%s: pid %d %s", st.Service, st.PID, st.State)
