@@ -61,6 +61,10 @@
 //   - one capture goroutine per stall being captured, and one check of the
 //     executable per start (delve.Preload, remembered per file version);
 //   - the notify and control socket servers;
+//   - the systemd reporter, when NOTIFY_SOCKET is set for this process
+//     (systemd.go): woken by the loop's events and by the WATCHDOG_USEC/2
+//     ticker, it asks the loop for its status (so a wedged loop stops the
+//     pings) and writes to systemd's socket, never from the loop;
 //   - the spawner: a goroutine locked to its OS thread that forks every
 //     child. PR_SET_PDEATHSIG fires when the forking thread exits, and Go
 //     ends threads whose goroutine exits while locked, so children are

@@ -241,11 +241,7 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 	if err := setSubreaper(); err != nil {
 		return err
 	}
-	sd, err := s.startSystemd()
-	if err != nil {
-		return err
-	}
-	if sd != nil {
+	if sd := s.startSystemd(); sd != nil {
 		s.sd = sd
 		cleanup = append(cleanup, sd.close)
 	}

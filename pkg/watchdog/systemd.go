@@ -59,14 +59,17 @@ type systemd struct {
 
 // startSystemd starts reporting to systemd when NOTIFY_SOCKET is set for
 // this process, and returns nil when it is not (or NoSystemd is set).
-func (s *Supervisor) startSystemd() (*systemd, error) {
+func (s *Supervisor) startSystemd() *systemd {
 	if s.cfg.NoSystemd || os.Getenv("NOTIFY_SOCKET") == "" {
-		return nil, nil
+		return nil
 	}
-	// WATCHDOG_PID, when set, must name this process.
+	// WATCHDOG_PID, when set, must name this process. A value systemd
+	// would never write is told, and nothing is pinged: the rest of the
+	// protocol still works.
 	usec, err := daemon.SdWatchdogEnabled(false)
 	if err != nil {
-		return nil, fmt.Errorf("watchdog: systemd: %w", err)
+		s.event(Warning{Err: fmt.Errorf("watchdog: systemd: %w; no WATCHDOG=1 will be sent", err)})
+		usec = 0
 	}
 	sd := &systemd{s: s, ping: usec / 2, wake: make(chan struct{}, 1), quit: make(chan struct{}), waitR: s.cfg.Notify}
 	sd.wg.Add(1)
@@ -74,7 +77,7 @@ func (s *Supervisor) startSystemd() (*systemd, error) {
 		defer sd.wg.Done()
 		sd.serve()
 	}()
-	return sd, nil
+	return sd
 }
 
 // observe takes note of an event of the supervisor's loop.
@@ -134,11 +137,8 @@ func (sd *systemd) close() {
 	close(sd.quit)
 	sd.wg.Wait()
 	sd.mu.Lock()
-	msgs := []string{}
-	if !sd.stopSent {
-		msgs = append(msgs, "STOPPING=1")
-		sd.stopSent = true
-	}
+	sd.stopping = true
+	msgs := sd.transitionsLocked()
 	st := "stopped"
 	if sd.gaveUp != "" {
 		st += ": " + sd.gaveUp
@@ -166,6 +166,10 @@ func (sd *systemd) serve() {
 		case <-tick:
 			ping = true
 		}
+		// What events decided goes first: it needs no answer.
+		if msg := sd.transitions(); msg != "" {
+			sd.send(msg)
+		}
 		// The loop's answer is the proof of health, and the state.
 		st, err := sd.s.Status()
 		if err != nil {
@@ -177,10 +181,15 @@ func (sd *systemd) serve() {
 	}
 }
 
-// update returns the datagram that tells systemd what changed.
-func (sd *systemd) update(st StatusInfo, ping bool) string {
+// transitions returns READY=1 and STOPPING=1 when events called for them
+// and they were not sent yet.
+func (sd *systemd) transitions() string {
 	sd.mu.Lock()
 	defer sd.mu.Unlock()
+	return strings.Join(sd.transitionsLocked(), "\n")
+}
+
+func (sd *systemd) transitionsLocked() []string {
 	var lines []string
 	if sd.ready && !sd.readySent {
 		sd.readySent = true
@@ -190,6 +199,15 @@ func (sd *systemd) update(st StatusInfo, ping bool) string {
 		sd.stopSent = true
 		lines = append(lines, "STOPPING=1")
 	}
+	return lines
+}
+
+// update returns the datagram that tells systemd the state, when it
+// changed, and the ping.
+func (sd *systemd) update(st StatusInfo, ping bool) string {
+	sd.mu.Lock()
+	defer sd.mu.Unlock()
+	var lines []string
 	if text := sd.statusText(st); text != sd.lastStatus {
 		sd.lastStatus = text
 		lines = append(lines, "STATUS="+text)

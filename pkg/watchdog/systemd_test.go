@@ -146,3 +146,24 @@ func TestSystemdOff(t *testing.T) {
 		t.Errorf("NoSystemd, yet systemd was told: %s", sd.all())
 	}
 }
+
+// A WATCHDOG_USEC systemd would never write is a warning: no pings, the
+// rest of the protocol as usual.
+func TestSystemdBadWatchdogUsec(t *testing.T) {
+	sd := newFakeSystemd(t)
+	t.Setenv("WATCHDOG_USEC", "soon")
+	s, ev := newTestSupervisor(t, Config{Command: []string{"true"}, Restart: RestartNever})
+	if err := s.Serve(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the final status", func() bool { return sd.count(`STATUS=stopped`) == 1 })
+	if sd.count(`READY=1`) != 1 || sd.count(`STOPPING=1`) != 1 || sd.count(`WATCHDOG=1`) != 0 {
+		t.Errorf("want READY=1 and STOPPING=1, no ping: %s", sd.all())
+	}
+	if ev.count(func(e Event) bool {
+		w, ok := e.(Warning)
+		return ok && strings.Contains(w.Err.Error(), "WATCHDOG_USEC")
+	}) != 1 {
+		t.Errorf("no warning about WATCHDOG_USEC")
+	}
+}
