@@ -45,16 +45,24 @@ var initForwarded = func() []os.Signal {
 	return sigs
 }()
 
-// initSignals returns the channel on which the signals an init forwards
-// arrive, and the function that gives them their default action back. Not
-// an init: a nil channel, which never delivers.
-func initSignals(init bool) (<-chan os.Signal, func()) {
-	if !init {
-		return nil, func() {}
+// As PID 1, the signals an init forwards are caught from the start, as
+// HUP, USR1 and USR2 are (earlySignals): one that arrives while `run`
+// reads its configuration reaches the child once it runs.
+func init() {
+	if isPID1() {
+		signal.Notify(earlySignals, initForwarded...)
 	}
-	ch := make(chan os.Signal, 16)
-	signal.Notify(ch, initForwarded...)
-	return ch, func() { signal.Stop(ch) }
+}
+
+// initSignals has the signals an init forwards delivered with HUP, USR1
+// and USR2 (earlySignals, which `run` forwards), and returns the function
+// that gives them their default action back. Not an init: nothing.
+func initSignals(init bool) func() {
+	if !init {
+		return func() {}
+	}
+	signal.Notify(earlySignals, initForwarded...)
+	return func() { signal.Reset(initForwarded...) }
 }
 
 // isPID1 reports whether this process is the init of its PID namespace.

@@ -239,7 +239,8 @@ func loadRun(env *Env, args []string, logs *log.Graph) (watchdog.Config, *runFla
 
 // supervise runs a supervisor until it ends and maps its end to an exit
 // status. TERM and INT stop it gracefully (ctx); HUP, USR1 and USR2 are
-// forwarded to the child. With reload set, HUP first reloads the
+// forwarded to the child, and as an init every other catchable signal
+// (init.go). With reload set, HUP first reloads the
 // configuration: a bad file is reported (file:line) and changes nothing.
 // USR1 also reopens the log graph's files. Child output and supervisor
 // events go to the terminal (per output) and through logs, facilities
@@ -271,8 +272,7 @@ func supervise(ctx context.Context, env *Env, cfg watchdog.Config, output string
 	// before the supervisor existed are forwarded now.
 	fwd := earlySignals
 	// As an init, every other catchable signal goes to the child too.
-	more, stopMore := initSignals(cfg.Init)
-	defer stopMore()
+	defer initSignals(cfg.Init)()
 	fwdDone := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -293,10 +293,6 @@ func supervise(ctx context.Context, env *Env, cfg watchdog.Config, output string
 				}
 				if err := sup.Signal(sig.(syscall.Signal)); err != nil && !errors.Is(err, watchdog.ErrNotRunning) {
 					w.event(watchdog.Warning{Err: err})
-				}
-			case sig := <-more:
-				if err := sup.Signal(sig.(syscall.Signal)); err != nil && !errors.Is(err, watchdog.ErrNotRunning) {
-					w.event(watchdog.Warning{Err: fmt.Errorf("forward %v: %w", sig, err)})
 				}
 			case <-fwdDone:
 				return
