@@ -71,6 +71,7 @@ func TestTotalsMatchHandRead(t *testing.T) {
 func BenchmarkResourceSnapshot(b *testing.B) {
 	pid := os.Getpid()
 	b.Run("base-hand-read", func(b *testing.B) {
+		b.ReportAllocs()
 		for b.Loop() {
 			if _, err := handReadTotals(pid); err != nil {
 				b.Fatal(err)
@@ -79,6 +80,7 @@ func BenchmarkResourceSnapshot(b *testing.B) {
 	})
 	b.Run("gopsutil", func(b *testing.B) {
 		ctx := context.Background()
+		b.ReportAllocs()
 		for b.Loop() {
 			if _, err := processTotals(ctx, int32(pid)); err != nil {
 				b.Fatal(err)
@@ -87,6 +89,7 @@ func BenchmarkResourceSnapshot(b *testing.B) {
 	})
 	b.Run("sample", func(b *testing.B) {
 		s := NewSampler(pid, SamplerOptions{})
+		b.ReportAllocs()
 		for b.Loop() {
 			if _, _, err := s.Sample(); err != nil {
 				b.Fatal(err)
