@@ -274,7 +274,7 @@ func TestSystemdPassthrough(t *testing.T) {
 
 	// The child stops pinging: a stall, then a restart. The supervisor's
 	// own pings go on meanwhile: the supervisor is healthy.
-	stalled := wait("the stall", `STATUS=sd: pid \d+ stalled \(notify-watchdog\), being restarted, 0 restarts; serving start 1`, ready)
+	stalled := wait("the stall", `STATUS=sd: pid \d+ stalled \(notify-watchdog\): being killed, 0 restarts; serving start 1`, ready)
 	ping := wait("a ping after the stall", `WATCHDOG=1`, stalled)
 	wait("another ping", `WATCHDOG=1`, ping+1)
 	wait("the restarted child", `STATUS=sd: pid \d+ ready, 1 restart; serving start 2`, stalled)

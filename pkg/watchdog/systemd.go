@@ -98,7 +98,7 @@ func (sd *systemd) observe(e Event) {
 		// A soft stall leaves the child running and ends with no event:
 		// only a hard one, which ends the child, is shown.
 		if e.Stall.Stage == trace.StageHard {
-			sd.stalled = fmt.Sprintf("stalled (%s), being restarted", e.Stall.Source)
+			sd.stalled = fmt.Sprintf("stalled (%s): being killed", e.Stall.Source)
 		}
 	case GaveUp:
 		sd.gaveUp = e.String()
