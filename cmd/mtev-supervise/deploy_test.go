@@ -57,7 +57,7 @@ sh -c 'sleep 1 & echo $! > orphan.pid'
 orphan=$(cat orphan.pid)
 echo "ppid=$(sed 's/.*) //' /proc/$orphan/stat | cut -d' ' -f2)" > orphan.tmp
 i=0
-while [ -e /proc/$orphan ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done
+while [ -e /proc/$orphan ] && [ $i -lt 300 ]; do sleep 0.05; i=$((i+1)); done
 if [ -e /proc/$orphan ]; then echo "left: $(cat /proc/$orphan/stat)" >> orphan.tmp; else echo reaped >> orphan.tmp; fi
 mv orphan.tmp orphan.log
 trap 'echo USR2 >> signals' USR2
@@ -76,15 +76,17 @@ func TestInitAsPID1(t *testing.T) {
 	if _, err := exec.LookPath("unshare"); err != nil {
 		t.Skip("no unshare(1): cannot make a PID namespace")
 	}
-	if out, err := exec.Command("unshare", "--pid", "--fork", "--mount-proc", "true").CombinedOutput(); err != nil {
-		t.Skipf("unshare --pid --fork --mount-proc is not permitted here (it needs root or user namespaces): %v: %s", err, out)
+	if out, err := exec.Command("unshare", "--pid", "--fork", "--kill-child", "--mount-proc", "true").CombinedOutput(); err != nil {
+		t.Skipf("unshare --pid --fork --kill-child --mount-proc is not permitted or not known here (it needs root or user namespaces, util-linux 2.32): %v: %s", err, out)
 	}
 	bin := commandDir(t)
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "child.sh"), []byte(pid1Child), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("unshare", "--pid", "--fork", "--mount-proc",
+	// --kill-child: should the test end early, killing unshare kills the
+	// namespace's PID 1, and with it everything in the namespace.
+	cmd := exec.Command("unshare", "--pid", "--fork", "--kill-child", "--mount-proc",
 		filepath.Join(bin, "mtev-supervise"), "run", "--name", "pid1", "--", "sh", "child.sh")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "MTEV_STATE_DIR="+filepath.Join(dir, "state"))
