@@ -72,7 +72,8 @@
 //
 // Lock order (see also ARCHITECTURE.md): the process registry's lock
 // (internal/reap), the capture registry's lock (package capture) and
-// eventMu are each only ever taken alone.
+// eventMu are each only ever taken alone; so is the systemd reporter's
+// (systemd.go), which is released before it reports a warning.
 // Options.Events is called with eventMu held, from the loop, the journal
 // writer, or (for rate-limited refusal warnings) the notify and control
 // socket servers; it must not block or call back into the Supervisor.
