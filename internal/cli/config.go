@@ -18,13 +18,15 @@ func init() {
 	})
 }
 
-const configSynopsis = `config check FILE | config show [--raw] FILE [PATH] | config doc
+const configSynopsis = `config check FILE | config show [--raw | --resolved] FILE [PATH] | config doc
 
   check  load FILE with its includes and backing stores and validate every
          declared section; problems are printed as file:line: message and
          the exit status is 2
   show   print the merged document (includes resolved), or the elements
-         PATH selects (etree path syntax, e.g. /app/logs/log)
+         PATH selects (etree path syntax, e.g. /app/logs/log); with
+         --resolved, as the service sees it: {{ENV:...}} interpolated and
+         elements whose require_env fails left out (listed on stderr)
   doc    print the reference of every declared section as Markdown`
 
 func runConfig(ctx context.Context, env *Env, args []string) error {
@@ -70,14 +72,18 @@ func configCheck(env *Env, args []string) error {
 }
 
 func configShow(env *Env, args []string) error {
-	fs := newFlagSet(env, "config show", "config show [--raw] FILE [PATH]")
+	fs := newFlagSet(env, "config show", "config show [--raw | --resolved] FILE [PATH]")
 	raw := fs.Bool("raw", false, "keep <include> elements instead of splicing in their content")
+	resolved := fs.Bool("resolved", false, "show values as the service sees them: {{ENV:...}} interpolated, elements whose require_env fails left out (each named on stderr with its file:line)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() < 1 || fs.NArg() > 2 {
 		fs.Usage()
 		return usageError("config show needs FILE and an optional PATH")
+	}
+	if *raw && *resolved {
+		return usageError("config show: --raw and --resolved do not go together")
 	}
 	cfg, err := config.Load(fs.Arg(0), config.Options{NoWriteBack: true, Env: lookupEnv(env)})
 	if err != nil {
@@ -89,6 +95,11 @@ func configShow(env *Env, args []string) error {
 		if err != nil {
 			return usageError("%v", err)
 		}
+		if *resolved {
+			if err := leftOut(env, cfg, fs.Arg(1), len(nodes) == 0); err != nil {
+				return err
+			}
+		}
 		if len(nodes) == 0 {
 			return &StatusError{Code: ExitError, Err: fmt.Errorf("%s selects nothing", fs.Arg(1))}
 		}
@@ -96,9 +107,19 @@ func configShow(env *Env, args []string) error {
 	var b strings.Builder
 	for _, n := range nodes {
 		doc := etree.NewDocument()
-		if *raw {
+		switch {
+		case *resolved:
+			el, omitted, err := n.Resolved()
+			if err != nil {
+				return &StatusError{Code: ExitUsage, Err: err}
+			}
+			for _, o := range omitted {
+				fmt.Fprintln(env.Stderr, o)
+			}
+			doc.SetRoot(el)
+		case *raw:
 			doc.SetRoot(n.MergedRaw())
-		} else {
+		default:
 			doc.SetRoot(n.Merged())
 		}
 		doc.Indent(2)
@@ -113,6 +134,25 @@ func configShow(env *Env, args []string) error {
 	}
 	_, err = fmt.Fprint(env.Stdout, b.String())
 	return err
+}
+
+// leftOut names on stderr the elements path selects that the environment
+// switches off; when it selects nothing else (none), the first one's
+// require_env is the error, with its file:line.
+func leftOut(env *Env, cfg *config.Config, path string, none bool) error {
+	inactive, err := cfg.Inactive(path)
+	if err != nil || len(inactive) == 0 {
+		return nil
+	}
+	if !none {
+		for _, o := range inactive {
+			fmt.Fprintln(env.Stderr, o)
+		}
+		return nil
+	}
+	o := inactive[0]
+	return &StatusError{Code: ExitUsage, Err: &config.Error{Pos: o.Pos, Err: config.ErrEnv,
+		Msg: fmt.Sprintf("%s is left out: require_env=%q: %s", path, o.Require, o.Why)}}
 }
 
 func configDoc(env *Env, args []string) error {

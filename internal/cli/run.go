@@ -95,6 +95,8 @@ func (f *runFlags) bind(fs *flag.FlagSet) {
 	// Sockets held by the supervisor (sockets.go).
 	fs.Var(listenFlag{&c.Listen}, "listen", listenDoc)
 	fs.IntVar(&c.FDStoreMax, "fdstore-max", watchdog.DefaultFDStoreMax, fdstoreMaxDoc)
+	// Containers (init.go, docs/deploy.md).
+	fs.BoolVar(&c.Init, "init", false, "act as a container's init (automatic as PID 1): forward every catchable signal not acted on to the child, and end with the child's status after a stop")
 }
 
 // resolve turns the flags into a watchdog.Config.
@@ -145,6 +147,8 @@ func (f *runFlags) resolve(env *Env, command []string) (watchdog.Config, error) 
 	case c.FDStoreMax == 0:
 		c.FDStoreMax = -1
 	}
+	// Containers: PID 1 is an init whether it was asked to be or not.
+	c.Init = c.Init || isPID1()
 	return c, nil
 }
 
@@ -245,7 +249,8 @@ func loadRun(env *Env, args []string, logs *log.Graph) (watchdog.Config, *runFla
 
 // supervise runs a supervisor until it ends and maps its end to an exit
 // status. TERM and INT stop it gracefully (ctx); HUP, USR1 and USR2 are
-// forwarded to the child. With reload set, HUP first reloads the
+// forwarded to the child, and as an init every other catchable signal
+// (init.go). With reload set, HUP first reloads the
 // configuration: a bad file is reported (file:line) and changes nothing.
 // USR1 also reopens the log graph's files. Child output and supervisor
 // events go to the terminal (per output) and through logs, facilities
@@ -276,6 +281,8 @@ func supervise(ctx context.Context, env *Env, cfg watchdog.Config, output string
 	// Caught since the process started (earlySignals); those that came
 	// before the supervisor existed are forwarded now.
 	fwd := earlySignals
+	// As an init, every other catchable signal goes to the child too.
+	defer initSignals(cfg.Init)()
 	fwdDone := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)

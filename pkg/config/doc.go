@@ -61,6 +61,11 @@
 // and {{ENV::{HOST}:{PORT}}} is "host:port" or empty. Other {{...}} forms
 // are left as written.
 //
+// Node.Resolved returns a copy of a subtree as a service reads it (values
+// interpolated, elements that do not count left out and listed with the
+// file:line of the require_env that fails); Config.Inactive says why a
+// path selects nothing (ErrEnv).
+//
 // # Changes and write-back
 //
 // Set, Add and Remove change the document in memory, bump the generation

@@ -34,6 +34,9 @@ var (
 	ErrClosed = errors.New("closed")
 	// ErrAborted: a function attached to LoadHook returned ABORT.
 	ErrAborted = errors.New("aborted by hook")
+	// ErrEnv: an element asked for by path is left out because the
+	// environment fails its require_env (or an ancestor's).
+	ErrEnv = errors.New("required environment missing")
 )
 
 // Pos is a place in a configuration file. Line is 1-based; a zero Pos means

@@ -1,9 +1,11 @@
 package trace
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -11,6 +13,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/shirou/gopsutil/v4/common"
+	"github.com/shirou/gopsutil/v4/process"
 )
 
 // clockTicksMS is the length of one clock tick of /proc/<pid>/stat CPU
@@ -24,9 +29,10 @@ const ResourceInterval = 100 * time.Millisecond
 // must have spent waiting on a run queue, summed, for Starved to be set.
 const starvedShare = 0.5
 
-// SampleResources measures the process pid from /proc: RSS, CPU times,
-// threads and open fds (-1 when /proc/<pid>/fd cannot be read), and CPU use per thread over ResourceInterval (it blocks that long). It
-// returns an error wrapping ErrNoProcess when pid does not exist.
+// SampleResources measures the process pid: RSS, CPU times, threads and
+// open fds (-1 when /proc/<pid>/fd cannot be read), and CPU use per
+// thread over ResourceInterval (it blocks that long). It returns an error
+// wrapping ErrNoProcess when pid does not exist.
 func SampleResources(pid int) (*Resources, error) {
 	s := NewSampler(pid, SamplerOptions{})
 	if _, _, err := s.Sample(); err != nil {
@@ -71,6 +77,7 @@ type Sampler struct {
 	pid     int
 	now     func() time.Time
 	procDir string
+	ctx     context.Context // carries procDir to gopsutil
 
 	mu       sync.Mutex
 	prev     map[int]threadSample
@@ -94,44 +101,66 @@ func NewSampler(pid int, opts SamplerOptions) *Sampler {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.ctx = context.Background()
 	if s.procDir == "" {
 		s.procDir = "/proc"
+	} else {
+		s.ctx = context.WithValue(s.ctx, common.EnvKey, common.EnvMap{common.HostProcEnvKey: s.procDir})
 	}
 	return s
 }
 
-// Sample measures the process now. Resources holds process totals and, when
+func init() {
+	// The boot time is read once: gopsutil would otherwise read /proc/stat
+	// again at every sample for a start time nothing here uses.
+	process.EnableBootTimeCache(true)
+}
+
+// processTotals reads the process-wide figures through gopsutil: CPU
+// times (/proc/<pid>/stat), RSS (statm), threads (status) and open
+// descriptors (fd; -1 when the directory cannot be read, as for another
+// user's process). A missing process is an error wrapping
+// fs.ErrNotExist.
+func processTotals(ctx context.Context, pid int32) (*Resources, error) {
+	// A Process caches what it read: a fresh one per sample, so that
+	// concurrent samples share nothing.
+	p := &process.Process{Pid: pid}
+	t, err := p.TimesWithContext(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r := &Resources{
+		// Clock ticks of 10 ms, as seconds: rounded back to whole ms.
+		UserMS:   math.Round(t.User * 1000),
+		SystemMS: math.Round(t.System * 1000),
+		OpenFDs:  -1,
+	}
+	if m, err := p.MemoryInfoWithContext(ctx); err == nil {
+		r.RSSBytes = m.RSS
+	}
+	if n, err := p.NumThreadsWithContext(ctx); err == nil {
+		r.Threads = int(n)
+	}
+	if n, err := p.NumFDsWithContext(ctx); err == nil {
+		r.OpenFDs = int(n)
+	}
+	return r, nil
+}
+
+// Sample measures the process now: process totals through gopsutil, each
+// thread's state, CPU time and run-queue wait from /proc by hand (see
+// readThreads). Resources holds process totals and, when
 // there is a previous sample, CPUPct and Starved over the interval since it;
 // threads lists every thread with its state and its CPU use over that
 // interval. The first Sample has no interval: CPUPct is 0, and CPUMS too.
 func (s *Sampler) Sample() (*Resources, []Thread, error) {
 	dir := filepath.Join(s.procDir, strconv.Itoa(s.pid))
-	stat, err := os.ReadFile(filepath.Join(dir, "stat"))
+	r, err := processTotals(s.ctx, int32(s.pid))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, nil, fmt.Errorf("trace: sample pid %d: %w", s.pid, ErrNoProcess)
 		}
 		return nil, nil, fmt.Errorf("trace: sample pid %d: %w", s.pid, err)
-	}
-	ps, err := parseTaskStat(stat)
-	if err != nil {
-		return nil, nil, fmt.Errorf("trace: sample pid %d: %w", s.pid, err)
-	}
-	r := &Resources{
-		UserMS:   float64(ps.utime * clockTicksMS),
-		SystemMS: float64(ps.stime * clockTicksMS),
-		Threads:  ps.threads,
-		OpenFDs:  -1,
-	}
-	if statm, err := os.ReadFile(filepath.Join(dir, "statm")); err == nil {
-		if f := strings.Fields(string(statm)); len(f) >= 2 {
-			if pages, err := strconv.ParseUint(f[1], 10, 64); err == nil {
-				r.RSSBytes = pages * uint64(os.Getpagesize())
-			}
-		}
-	}
-	if fds, err := os.ReadDir(filepath.Join(dir, "fd")); err == nil {
-		r.OpenFDs = len(fds)
 	}
 	cur, err := readThreads(filepath.Join(dir, "task"))
 	if err != nil {
@@ -191,6 +220,11 @@ func compareThreads(prev, cur map[int]threadSample, interval time.Duration) (thr
 
 // readThreads reads stat and schedstat of every thread under taskDir.
 // Threads that exit while being read are skipped.
+//
+// Read by hand: gopsutil has no per-thread scheduler wait (schedstat's
+// second field, the time runnable but waiting for a CPU) and no
+// per-thread state; its per-thread CPU times (Process.Threads) come from
+// the same stat file, which is read here once for all three.
 func readThreads(taskDir string) (map[int]threadSample, error) {
 	ents, err := os.ReadDir(taskDir)
 	if err != nil {

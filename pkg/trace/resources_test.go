@@ -105,7 +105,10 @@ func writeFakeProc(t *testing.T, root string, pid int, threads map[int][2]uint64
 		must(os.WriteFile(filepath.Join(td, "stat"), fmt.Appendf(nil, "%d (svc) R 1 1 1 0 -1 0 0 0 0 0 %d 0 0 0 20 0 %d 0", tid, v[0], len(threads)), 0o644))
 		must(os.WriteFile(filepath.Join(td, "schedstat"), fmt.Appendf(nil, "0 %d 3\n", v[1]), 0o644))
 	}
-	must(os.WriteFile(filepath.Join(dir, "stat"), fmt.Appendf(nil, "%d (svc) R 1 1 1 0 -1 0 0 0 0 0 %d 7 0 0 20 0 %d 0", pid, total, len(threads)), 0o644))
+	// The process's own files as Linux writes them (stat through its
+	// start time, vsize and rss; status with its thread count).
+	must(os.WriteFile(filepath.Join(dir, "stat"), fmt.Appendf(nil, "%d (svc) R 1 1 1 0 -1 0 0 0 0 0 %d 7 0 0 20 0 %d 0 100 4096000 256\n", pid, total, len(threads)), 0o644))
+	must(os.WriteFile(filepath.Join(dir, "status"), fmt.Appendf(nil, "Name:\tsvc\nState:\tR (running)\nPid:\t%d\nThreads:\t%d\n", pid, len(threads)), 0o644))
 	must(os.WriteFile(filepath.Join(dir, "statm"), []byte("1000 256 10 1 0 50 0\n"), 0o644))
 }
 

@@ -144,6 +144,14 @@ type Config struct {
 	// they are passed to the next child after the Listen sockets.
 	Listen     []Listen
 	FDStoreMax int
+	// Containers and systemd (see init.go, systemd.go, docs/deploy.md).
+	// Init: run as a container's init (PID 1, or --init): after a stop
+	// the supervisor's status is the child's (128+N for a signal), as
+	// tini's is. NoSystemd: do not report to systemd even when
+	// NOTIFY_SOCKET is set for this process (one supervisor among several
+	// in one process).
+	Init      bool
+	NoSystemd bool
 }
 
 // Defaults of Config, in one place.

@@ -74,6 +74,10 @@
 //   - one capture goroutine per stall being captured, and one check of the
 //     executable per start (delve.Preload, remembered per file version);
 //   - the notify and control socket servers;
+//   - the systemd reporter, when NOTIFY_SOCKET is set for this process
+//     (systemd.go): woken by the loop's events and by the WATCHDOG_USEC/2
+//     ticker, it asks the loop for its status (so a wedged loop stops the
+//     pings) and writes to systemd's socket, never from the loop;
 //   - the spawner: a goroutine locked to its OS thread that forks every
 //     child. PR_SET_PDEATHSIG fires when the forking thread exits, and Go
 //     ends threads whose goroutine exits while locked, so children are
@@ -81,7 +85,8 @@
 //
 // Lock order (see also ARCHITECTURE.md): the process registry's lock
 // (internal/reap), the capture registry's lock (package capture) and
-// eventMu are each only ever taken alone.
+// eventMu are each only ever taken alone; so is the systemd reporter's
+// (systemd.go), which is released before it reports a warning.
 // Options.Events is called with eventMu held, from the loop, the journal
 // writer, or (for rate-limited refusal warnings) the notify and control
 // socket servers; it must not block or call back into the Supervisor.

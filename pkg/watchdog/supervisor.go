@@ -34,7 +34,8 @@ var (
 )
 
 // ChildExitError is returned by Serve under RestartNever when the child
-// failed: its status becomes the supervisor's.
+// failed, and with Config.Init when the child's last end was not a clean
+// exit: its status becomes the supervisor's.
 type ChildExitError struct{ Exit trace.Exit }
 
 func (e *ChildExitError) Error() string { return "watchdog: child ended with " + e.Exit.String() }
@@ -105,6 +106,9 @@ type Supervisor struct {
 	// Sockets held by the supervisor (sockets.go).
 	sockets []*heldSocket
 	fdstore fdStore
+
+	// Set before Serve starts any goroutine (systemd.go).
+	sd *systemd // reports to systemd; nil when not under it
 }
 
 // child is one started process.
@@ -240,6 +244,10 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 	if err := setSubreaper(); err != nil {
 		return err
 	}
+	if sd := s.startSystemd(); sd != nil {
+		s.sd = sd
+		cleanup = append(cleanup, sd.close)
+	}
 	if s.opts.Journal != nil {
 		s.store = incident.NewStore(s.cfg.StateDir, s.opts.Journal)
 	} else {
@@ -372,7 +380,7 @@ func (s *Supervisor) run(ctx context.Context) error {
 		if s.cur == nil && s.ending && s.captures == 0 {
 			// A capture that outlives its child (a core read after the
 			// kill) still brings its record.
-			return s.final
+			return s.endStatus()
 		}
 		if s.cur == nil && restartT == nil && !s.ending {
 			d := s.nextAt.Sub(s.clock.Now())
@@ -482,6 +490,7 @@ func childTimer(c *child, which timerKind) timer {
 func ms(d time.Duration) int64 { return d.Milliseconds() }
 
 func (s *Supervisor) event(e Event) {
+	s.sd.observe(e)
 	if s.opts.Events != nil {
 		s.eventMu.Lock()
 		s.opts.Events(e)
@@ -588,6 +597,7 @@ func (s *Supervisor) exited(m exitMsg) {
 func (s *Supervisor) end(final error, why string) {
 	s.ending = true
 	s.final = final
+	s.sd.stop()
 	if s.cur != nil && s.cur.planned != planStall {
 		s.stopChild(s.cur, planStop, why)
 	}
