@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/mtev-supervise/mtev-supervise/pkg/config"
 	"github.com/mtev-supervise/mtev-supervise/pkg/log"
@@ -26,6 +28,7 @@ func init() {
 		Run:     upCmd,
 	})
 	Register(&Command{Name: "start", Summary: "start a service of a running `up` (after stop)", Run: controlCmd("start")})
+	Register(&Command{Name: "reload", Summary: "make a running `up` re-read its file (as HUP does), reporting a bad file", Run: reloadCmd})
 	config.Register(serviceSection)
 }
 
@@ -116,7 +119,7 @@ func upCmd(ctx context.Context, env *Env, args []string) error {
 	reload := func() error {
 		specs, err := loadUp(env, path, &u, logs, false)
 		if err != nil {
-			return err
+			return fmt.Errorf("up: reload: %s", strings.TrimPrefix(err.Error(), ErrUsage.Error()+": "))
 		}
 		return fleet.Update(specs)
 	}
@@ -268,3 +271,46 @@ func serviceSpec(env *Env, v config.Values, u *upFlags, logs *log.Graph) (watchd
 
 // errNoFleet: the service named is not one of a running `up`.
 var errNoFleet = errors.New("not a service of a running `mtev-supervise up`")
+
+// reloadCmd asks a running `up` to re-read its file and reports the
+// outcome: a bad file's errors (file:line), or the services after it.
+func reloadCmd(ctx context.Context, env *Env, args []string) error {
+	fs := newFlagSet(env, "reload", "reload [--name UP] [--state-dir DIR] [--json]")
+	name := fs.String("name", "", "the `up` to reload (default: the only one running in the state directory)")
+	dirFlag := fs.String("state-dir", "", "state directory (default: $MTEV_STATE_DIR, else $XDG_STATE_HOME/mtev-supervise)")
+	asJSON := fs.Bool("json", false, "machine-readable output")
+	timeout := fs.Duration("timeout", time.Minute, "how long to wait for the reload (services it stops and starts included)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError("unexpected argument %q", fs.Arg(0))
+	}
+	dir, err := stateDir(env, *dirFlag)
+	if err != nil {
+		return err
+	}
+	if *name == "" {
+		fleets := liveFleets(ctx, dir, 5*time.Second)
+		switch len(fleets) {
+		case 0:
+			return fmt.Errorf("%w: no `up` in %s", watchdog.ErrNotRunning, dir)
+		case 1:
+			*name = fleets[0].Name
+		default:
+			return usageError("several `up` run in %s: name one with --name", dir)
+		}
+	}
+	c, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	after, err := watchdog.FleetControl(c, dir, *name, "reload", "")
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return json.NewEncoder(env.Stdout).Encode(map[string]any{"ok": true, "op": "reload", "services": after})
+	}
+	fmt.Fprintf(env.Stdout, "%s: reloaded\n", *name)
+	writeFleet(env.Stdout, "", after)
+	return nil
+}

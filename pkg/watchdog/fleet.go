@@ -91,7 +91,8 @@ type fleetService struct {
 	sup       *Supervisor
 	pid       int
 	ready     bool
-	starts    int
+	starts    int // children started, over every Supervisor of the service
+	base      int // starts before the current Supervisor
 	incident  string
 	ended     error // what the last Supervisor's Serve returned
 	endedOnce bool
@@ -368,7 +369,7 @@ func (f *Fleet) run(ctx context.Context, s *fleetService) {
 		return
 	}
 	f.mu.Lock()
-	s.sup = sup
+	s.sup, s.base = sup, s.starts
 	f.mu.Unlock()
 	var pollDone chan struct{}
 	if s.spec.Config.Hearts == HeartsRequire && !s.spec.Config.Notify {
@@ -451,7 +452,7 @@ func (f *Fleet) observe(s *fleetService, e Event) {
 	switch e := e.(type) {
 	case Started:
 		s.pid, s.ready = e.PID, !hasReadiness(s.spec.Config)
-		s.starts++
+		s.starts = s.base + e.StartCount
 	case Ready:
 		if e.PID == s.pid {
 			s.ready = true
@@ -640,6 +641,7 @@ func (f *Fleet) Status() ([]ServiceStatus, error) {
 	}
 	out := make([]ServiceStatus, 0, len(f.order))
 	sups := make([]*Supervisor, 0, len(f.order))
+	bases := make([]int, 0, len(f.order))
 	for _, n := range f.order {
 		s := f.svcs[n]
 		st := ServiceStatus{Service: n, PID: s.pid, Starts: s.starts, LastIncident: s.incident, Depends: s.spec.Depends}
@@ -665,6 +667,7 @@ func (f *Fleet) Status() ([]ServiceStatus, error) {
 		}
 		out = append(out, st)
 		sups = append(sups, s.sup)
+		bases = append(bases, s.base)
 	}
 	f.mu.Unlock()
 	for i, sup := range sups {
@@ -675,6 +678,8 @@ func (f *Fleet) Status() ([]ServiceStatus, error) {
 			out[i].Detail = &d
 			out[i].State = d.State
 			out[i].PID = d.PID
+			// The supervisor counts a start before its event is told.
+			out[i].Starts = max(out[i].Starts, bases[i]+d.StartCount)
 		}
 	}
 	return out, nil
