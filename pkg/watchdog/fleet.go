@@ -632,13 +632,10 @@ func (f *Fleet) Signal(sig syscall.Signal) {
 	}
 }
 
-// Status lists every service, in start order.
+// Status lists every service, in start order (before Serve and after
+// it returned too: then they are all stopped).
 func (f *Fleet) Status() ([]ServiceStatus, error) {
 	f.mu.Lock()
-	if !f.serving {
-		f.mu.Unlock()
-		return nil, ErrNotRunning
-	}
 	out := make([]ServiceStatus, 0, len(f.order))
 	sups := make([]*Supervisor, 0, len(f.order))
 	bases := make([]int, 0, len(f.order))
