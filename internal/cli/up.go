@@ -151,9 +151,9 @@ func upCmd(ctx context.Context, env *Env, args []string) error {
 					if err := logs.Reopen(); err != nil {
 						say(u.name, "reopen logs: "+err.Error())
 					}
-					fleet.Signal(syscall.SIGUSR1)
+					fleet.Signal("", syscall.SIGUSR1)
 				default:
-					fleet.Signal(sig.(syscall.Signal))
+					fleet.Signal("", sig.(syscall.Signal))
 				}
 			case <-done:
 				return

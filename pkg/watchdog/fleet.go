@@ -617,12 +617,13 @@ func (f *Fleet) Restart(name string) error {
 	return nil
 }
 
-// Signal sends sig to the main process of every running child.
-func (f *Fleet) Signal(sig syscall.Signal) {
+// Signal sends sig to the main process of the running child of one
+// service, or of every service when name is empty.
+func (f *Fleet) Signal(name string, sig syscall.Signal) {
 	f.mu.Lock()
 	var sups []*Supervisor
 	for _, n := range f.order {
-		if s := f.svcs[n]; s.sup != nil && s.pid != 0 {
+		if s := f.svcs[n]; s.sup != nil && s.pid != 0 && (name == "" || name == n) {
 			sups = append(sups, s.sup)
 		}
 	}
