@@ -585,8 +585,9 @@ func (f *Fleet) Start(name string) error {
 	return nil
 }
 
-// Restart restarts the child of one service, or of every service when
-// name is empty, without backoff; a service that does not run is started.
+// Restart restarts the child of one service, or of every running service
+// when name is empty, without backoff; a service named that does not run
+// is started (with its dependencies).
 func (f *Fleet) Restart(name string) error {
 	f.opMu.Lock()
 	defer f.opMu.Unlock()
@@ -602,7 +603,7 @@ func (f *Fleet) Restart(name string) error {
 		switch {
 		case s.sup != nil:
 			sups = append(sups, s.sup)
-		case !s.active:
+		case !s.active && name != "":
 			for _, d := range f.dependencies(n) {
 				f.launch(f.svcs[d])
 			}

@@ -93,7 +93,21 @@ func state(t *testing.T, f *Fleet, name string) ServiceStatus {
 func TestFleetLifecycle(t *testing.T) {
 	dir := t.TempDir()
 	fx := fleetFixture{dir: dir, log: filepath.Join(dir, "log")}
-	specs := []ServiceSpec{fx.spec("web", "db"), fx.spec("db"), fx.spec("other")}
+	// The order in which the supervisors started their children.
+	var startMu sync.Mutex
+	var started []string
+	track := func(sp ServiceSpec) ServiceSpec {
+		name := sp.Config.Name
+		sp.Options.Events = func(e Event) {
+			if _, ok := e.(Started); ok {
+				startMu.Lock()
+				started = append(started, name)
+				startMu.Unlock()
+			}
+		}
+		return sp
+	}
+	specs := []ServiceSpec{track(fx.spec("web", "db")), track(fx.spec("db")), track(fx.spec("other"))}
 	f, err := NewFleet(specs, FleetOptions{Name: "t", StateDir: dir})
 	if err != nil {
 		t.Fatal(err)
@@ -101,9 +115,19 @@ func TestFleetLifecycle(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
 	go func() { served <- f.Serve(ctx) }()
+	// Running, and its child wrote its start line (its TERM trap is set):
+	// the line's count must reach want[name].
+	want := map[string]int{}
 	running := func(names ...string) func() bool {
+		for _, n := range names {
+			want[n]++
+		}
 		return func() bool {
+			ev := fx.events(t)
 			for _, n := range names {
+				if count(ev, n+" start") < want[n] {
+					return false
+				}
 				if s := state(t, f, n); s.PID == 0 || s.State != "running" {
 					return false
 				}
@@ -112,14 +136,18 @@ func TestFleetLifecycle(t *testing.T) {
 		}
 	}
 	waitFor(t, "every service running", running("web", "db", "other"))
-	ev := fx.events(t)
-	if slices.Index(ev, "db start") > slices.Index(ev, "web start") {
-		t.Fatalf("web started before db: %v", ev)
+	startMu.Lock()
+	if i, j := slices.Index(started, "db"), slices.Index(started, "web"); i < 0 || j < 0 || i > j {
+		t.Errorf("web started before db: %v", started)
 	}
+	startMu.Unlock()
 
 	// Status and control from many goroutines while services come and go.
 	var wg sync.WaitGroup
 	stopStatus := make(chan struct{})
+	var stopOnce sync.Once
+	endStatus := func() { stopOnce.Do(func() { close(stopStatus) }); wg.Wait() }
+	defer endStatus()
 	for range 4 {
 		wg.Add(1)
 		go func() {
@@ -146,7 +174,7 @@ func TestFleetLifecycle(t *testing.T) {
 	if err := f.Stop("db"); err != nil {
 		t.Fatal(err)
 	}
-	ev = fx.events(t)
+	ev := fx.events(t)
 	if i, j := slices.Index(ev, "web stop"), slices.Index(ev, "db stop"); i < 0 || j < 0 || i > j {
 		t.Fatalf("want web stopped before db: %v", ev)
 	}
@@ -175,9 +203,9 @@ func TestFleetLifecycle(t *testing.T) {
 	if err := f.Update([]ServiceSpec{fx.spec("web", "db"), fx.spec("db"), changed, fx.spec("new", "web")}); err != nil {
 		t.Fatal(err)
 	}
+	up := running("other", "new")
 	waitFor(t, "other restarted, new started", func() bool {
-		o := state(t, f, "other")
-		return running("other", "new")() && o.PID != otherPID
+		return up() && state(t, f, "other").PID != otherPID
 	})
 	if p := state(t, f, "web").PID; p != webPID {
 		t.Fatalf("unchanged web restarted: pid %d -> %d", webPID, p)
@@ -185,8 +213,7 @@ func TestFleetLifecycle(t *testing.T) {
 	if _, err := FleetControl(context.Background(), dir, "t", "stop", "nosuch"); err == nil || !strings.Contains(err.Error(), "no such service") {
 		t.Fatalf("stop of an unknown service: %v", err)
 	}
-	close(stopStatus)
-	wg.Wait()
+	endStatus()
 
 	cancel()
 	if err := <-served; err != nil {
@@ -224,4 +251,14 @@ func TestFleetPrimary(t *testing.T) {
 	if ev := fx.events(t); !slices.Contains(ev, "side stop") {
 		t.Fatalf("side not stopped with the primary: %v", ev)
 	}
+}
+
+func count(all []string, s string) int {
+	n := 0
+	for _, x := range all {
+		if x == s {
+			n++
+		}
+	}
+	return n
 }
