@@ -262,3 +262,47 @@ func count(all []string, s string) int {
 	}
 	return n
 }
+
+// A dependency with hearts=require is ready at its child's first heart
+// beat: its dependent starts only then.
+func TestFleetHeartsReadiness(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	var f *Fleet
+	readyAtStart := make(chan bool, 1)
+	linked := ServiceSpec{Config: Config{Name: "linked", Command: []string{exe, "-test.run=^$"}, Env: []string{testChildEnv + "=heart"},
+		StateDir: dir, Hearts: HeartsRequire, HeartTimeout: time.Minute}}
+	after := ServiceSpec{Config: Config{Name: "after", Command: []string{"sleep", "60"}, StateDir: dir}, Depends: []string{"linked"},
+		Options: Options{Events: func(e Event) {
+			if _, ok := e.(Started); ok {
+				f.mu.Lock()
+				r := f.svcs["linked"].ready
+				f.mu.Unlock()
+				select {
+				case readyAtStart <- r:
+				default:
+				}
+			}
+		}}}
+	f, err = NewFleet([]ServiceSpec{after, linked}, FleetOptions{StateDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- f.Serve(ctx) }()
+	if r := <-readyAtStart; !r {
+		t.Error("after started before linked's heart beat")
+	}
+	st := state(t, f, "linked")
+	if st.Detail == nil || len(st.Detail.Hearts) == 0 || st.Detail.Hearts[0].Beats == 0 {
+		t.Errorf("linked: %+v", st.Detail)
+	}
+	cancel()
+	if err := <-served; err != nil {
+		t.Fatal(err)
+	}
+}
