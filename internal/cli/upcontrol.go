@@ -185,7 +185,7 @@ func fleetStatusAll(ctx context.Context, env *Env, dir string, fleets []liveFlee
 		return err
 	}
 	lone = slices.DeleteFunc(lone, func(n string) bool { return inFleet[n] })
-	var others []*watchdog.StatusInfo
+	others := []*watchdog.StatusInfo{}
 	for _, n := range lone {
 		c, cancel := context.WithTimeout(ctx, timeout)
 		st, err := watchdog.Control(c, dir, n, "status")
