@@ -273,10 +273,7 @@ func (f *Fleet) Serve(ctx context.Context) error {
 	f.closing = true
 	order := slices.Clone(f.order)
 	f.mu.Unlock()
-	slices.Reverse(order)
-	for _, n := range order {
-		f.stopOne(n)
-	}
+	f.stopAll(order)
 	f.opMu.Unlock()
 	if ctl != nil {
 		ctl.close()
@@ -488,6 +485,42 @@ func (f *Fleet) stopOne(name string) {
 	}
 }
 
+// stopAll stops the services named, in waves: at once every one that
+// no other service of the set depends on, then the next. Called with
+// opMu held.
+func (f *Fleet) stopAll(names []string) {
+	left := slices.Clone(names)
+	for len(left) > 0 {
+		f.mu.Lock()
+		var wave, rest []string
+		for _, n := range left {
+			needed := slices.ContainsFunc(left, func(m string) bool {
+				s := f.svcs[m]
+				return m != n && s != nil && slices.Contains(s.spec.Depends, n)
+			})
+			if needed {
+				rest = append(rest, n)
+			} else {
+				wave = append(wave, n)
+			}
+		}
+		f.mu.Unlock()
+		if len(wave) == 0 { // not reached: the graph has no cycle
+			wave, rest = rest, nil
+		}
+		var wg sync.WaitGroup
+		for _, n := range wave {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				f.stopOne(n)
+			}()
+		}
+		wg.Wait()
+		left = rest
+	}
+}
+
 // dependents returns name and every service that depends on it, directly
 // or not, in start order.
 func (f *Fleet) dependents(name string) []string {
@@ -543,8 +576,9 @@ func (f *Fleet) names(name string) ([]string, error) {
 }
 
 // Stop stops one service (and first the services that depend on it), or
-// every service when name is empty, dependents first, and waits until
-// their children are gone. They stay stopped until Start.
+// every service when name is empty, dependents first (services that do
+// not depend on each other at once), and waits until their children are
+// gone. They stay stopped until Start.
 func (f *Fleet) Stop(name string) error {
 	f.opMu.Lock()
 	defer f.opMu.Unlock()
@@ -557,10 +591,7 @@ func (f *Fleet) Stop(name string) error {
 	if err != nil {
 		return err
 	}
-	slices.Reverse(names)
-	for _, n := range names {
-		f.stopOne(n)
-	}
+	f.stopAll(names)
 	return nil
 }
 
@@ -725,16 +756,10 @@ func (f *Fleet) Update(specs []ServiceSpec) error {
 			start = append(start, n)
 		}
 	}
-	oldOrder := slices.Clone(f.order)
 	f.mu.Unlock()
 
-	// Stop in the old order, dependents first.
-	slices.Reverse(oldOrder)
-	for _, n := range oldOrder {
-		if slices.Contains(stop, n) {
-			f.stopOne(n)
-		}
-	}
+	// Stop on the old graph, dependents first.
+	f.stopAll(stop)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	old := f.svcs
