@@ -438,7 +438,10 @@ func (f *Fleet) finish(s *fleetService, err error) {
 		f.notice(name, "ended: %v; the other services keep running", err)
 	}
 	if primary {
-		f.primary <- err
+		select {
+		case f.primary <- err:
+		default: // Serve has its answer already
+		}
 	}
 }
 
