@@ -92,7 +92,7 @@ func Register(c *Command) {
 }
 
 // earlySignals holds HUP, USR1 and USR2 from the moment this package is
-// initialized: `run` forwards them to the child, and until it is ready to,
+// initialized: `run` (and `up`) forwards them to the child, and until it is ready to,
 // a HUP (whose default action is to end the process) must not kill the
 // supervisor while it reads its configuration. Commands other than `run`
 // give the signals their default action back (see Main).
@@ -104,7 +104,7 @@ func init() {
 
 // Main runs the command line and returns the exit status.
 func Main(args []string) int {
-	if len(args) == 0 || args[0] != "run" {
+	if len(args) == 0 || (args[0] != "run" && args[0] != "up") {
 		signal.Stop(earlySignals)
 	}
 	env := &Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, Args0: os.Args[0]}

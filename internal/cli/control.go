@@ -22,9 +22,9 @@ func init() {
 
 func controlCmd(op string) func(context.Context, *Env, []string) error {
 	return func(ctx context.Context, env *Env, args []string) error {
-		synopsis := op + " [--name NAME] [--state-dir DIR] [--json]"
+		synopsis := op + " [NAME] [--name NAME] [--state-dir DIR] [--json]"
 		if op != "status" {
-			synopsis = op + " [--name NAME] [--state-dir DIR] [--json] [--no-wait]"
+			synopsis = op + " [NAME] [--name NAME] [--state-dir DIR] [--json] [--no-wait]"
 		}
 		fs := newFlagSet(env, op, synopsis)
 		name := fs.String("name", "", "service name (default: the only service running in the state directory)")
@@ -37,15 +37,35 @@ func controlCmd(op string) func(context.Context, *Env, []string) error {
 			fs.BoolVar(&noWait, "no-wait", false, "return once the supervisor has the request, without waiting for the outcome")
 			fs.DurationVar(&waitFor, "wait", 0, "how long to wait for the outcome (default: the service's --stop-timeout plus 10s)")
 		}
+		// NAME may come first or last, as --name does.
+		var named string
+		if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+			named, args = args[0], args[1:]
+		}
 		if err := parseFlags(fs, args); err != nil {
 			return err
 		}
-		if fs.NArg() > 0 {
+		if named == "" && fs.NArg() == 1 {
+			named = fs.Arg(0)
+		} else if fs.NArg() > 0 {
 			return usageError("unexpected argument %q", fs.Arg(0))
+		}
+		if named != "" {
+			if *name != "" && *name != named {
+				return usageError("two names: %q and --name %q", named, *name)
+			}
+			*name = named
 		}
 		dir, err := stateDir(env, *dirFlag)
 		if err != nil {
 			return err
+		}
+		// Services of a running `up` are acted on through it (see up.go).
+		if handled, err := fleetOp(ctx, env, dir, op, *name, *asJSON, *timeout, waitFor, noWait); handled {
+			return err
+		}
+		if op == "start" {
+			return fmt.Errorf("%s: %w", *name, errNoFleet)
 		}
 		names := []string{*name}
 		if *name == "" {

@@ -99,6 +99,13 @@ func applyConfig(path string, fs *flag.FlagSet, logs *log.Graph) (command, env [
 	if !n.Valid() {
 		return nil, nil, usageError("%s: no <run> section", path)
 	}
+	return applyNode(n, fs)
+}
+
+// applyNode sets every flag that the command line did not set from the
+// attributes of n (a <run>, or a <service> of `up`), and returns the
+// command and the extra environment its children name.
+func applyNode(n config.Node, fs *flag.FlagSet) (command, env []string, err error) {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	var errs []string

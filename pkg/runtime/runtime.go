@@ -476,6 +476,16 @@ func superviseSelf(ctx context.Context, app App) error {
 	if events == nil {
 		events = func(e watchdog.Event) { fmt.Fprintf(os.Stderr, "%s supervisor: %s\n", app.Name, e) }
 	}
+	if app.ConfigFile != "" {
+		// <managed> sidecars run beside the app, under this supervisor.
+		apps, err := readManaged(app.ConfigFile, app.Name, cfg)
+		if err != nil {
+			return fmt.Errorf("%w: %w", watchdog.ErrConfig, err)
+		}
+		if len(apps) > 0 {
+			return superviseWithSidecars(ctx, cfg, events, apps)
+		}
+	}
 	sup, err := watchdog.New(cfg, watchdog.Options{Events: events, Output: passThrough})
 	if err != nil {
 		return err

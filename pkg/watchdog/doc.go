@@ -91,6 +91,12 @@
 // writer, or (for rate-limited refusal warnings) the notify and control
 // socket servers; it must not block or call back into the Supervisor.
 //
+// Several Supervisors may run in one process: a Fleet (fleet.go) runs
+// the services of `mtev-supervise up` and a linked app's sidecars, each
+// with its own Supervisor, ordered by their dependencies. Its lock is
+// taken inside eventMu (its Events hook) and never held while a
+// Supervisor is called.
+//
 // # Processes
 //
 // Each child is the leader of its own process group, started with
