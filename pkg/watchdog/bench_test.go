@@ -62,6 +62,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(peerClientEnv) != "" {
 		os.Exit(peerClient())
 	}
+	if os.Getenv(testChildEnv) == "notify-late" {
+		os.Exit(notifyLateChild())
+	}
 	code := m.Run()
 	if benchDir != "" {
 		os.RemoveAll(benchDir)

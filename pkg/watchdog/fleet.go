@@ -262,6 +262,7 @@ func (f *Fleet) Serve(ctx context.Context) error {
 	}
 	f.mu.Unlock()
 	f.opMu.Unlock()
+	sd := f.startSystemd()
 
 	var err error
 	select {
@@ -279,6 +280,7 @@ func (f *Fleet) Serve(ctx context.Context) error {
 		ctl.close()
 	}
 	f.wg.Wait()
+	sd.close()
 	return err
 }
 
@@ -360,7 +362,13 @@ func (f *Fleet) run(ctx context.Context, s *fleetService) {
 			inner(e)
 		}
 	}
-	sup, err := New(s.spec.Config, opts)
+	cfg := s.spec.Config
+	if name != f.opts.Primary {
+		// Only the Primary speaks to systemd for itself; the Fleet
+		// speaks for a set without one (fleet_systemd.go).
+		cfg.NoSystemd = true
+	}
+	sup, err := New(cfg, opts)
 	if err != nil {
 		f.finish(s, err)
 		return
@@ -678,22 +686,9 @@ func (f *Fleet) Status() ([]ServiceStatus, error) {
 	for _, n := range f.order {
 		s := f.svcs[n]
 		st := ServiceStatus{Service: n, PID: s.pid, Starts: s.starts, LastIncident: s.incident, Depends: s.spec.Depends}
-		switch {
-		case s.active && s.waiting:
-			st.State, st.WaitingFor = "waiting", f.unready(s)
-		case s.active:
-			st.State = "running"
-			if s.ready {
-				st.State = "ready"
-			}
-		case !s.wanted || !s.endedOnce:
-			st.State = "stopped"
-		case s.ended == nil:
-			st.State = "exited"
-		case errors.Is(s.ended, ErrCrashLoop), errors.Is(s.ended, ErrSameCrash):
-			st.State = "gave-up"
-		default:
-			st.State = "failed"
+		st.State = s.stateLocked()
+		if st.State == "waiting" {
+			st.WaitingFor = f.unready(s)
 		}
 		if s.ended != nil && !s.active {
 			st.Error = s.ended.Error()
@@ -716,6 +711,26 @@ func (f *Fleet) Status() ([]ServiceStatus, error) {
 		}
 	}
 	return out, nil
+}
+
+// stateLocked is the service's state as the Fleet knows it: waiting,
+// running, ready, stopped, exited, gave-up or failed. Called with mu held.
+func (s *fleetService) stateLocked() string {
+	switch {
+	case s.active && s.waiting:
+		return "waiting"
+	case s.active && s.ready:
+		return "ready"
+	case s.active:
+		return "running"
+	case !s.wanted || !s.endedOnce:
+		return "stopped"
+	case s.ended == nil:
+		return "exited"
+	case errors.Is(s.ended, ErrCrashLoop), errors.Is(s.ended, ErrSameCrash):
+		return "gave-up"
+	}
+	return "failed"
 }
 
 // Update replaces the specs: services that are new start, those removed
