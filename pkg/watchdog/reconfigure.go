@@ -42,6 +42,8 @@ func (s *Supervisor) reconfigure(n Config) error {
 	check("hearts", o.Hearts == n.Hearts && o.HeartSlots == n.HeartSlots && o.HeartTimeout == n.HeartTimeout &&
 		o.HeartGrace == n.HeartGrace && o.NoSoftStall == n.NoSoftStall)
 	check("same-crash", o.SameCrashLimit == n.SameCrashLimit && o.SameCrashSpan == n.SameCrashSpan)
+	// The notify socket is abstract for a child of another user.
+	check("user (with notify)", !o.Notify || o.otherUser() == n.otherUser())
 	if len(fixed) > 0 {
 		return fmt.Errorf("%w: cannot change %v while running: restart the supervisor", ErrConfig, fixed)
 	}

@@ -28,7 +28,7 @@ import (
 
 // childEnv is the environment of a child: ours without variables meant
 // for this process, the configured extras, and the supervisor's own.
-func (s *Supervisor) childEnv(start int) []string {
+func (s *Supervisor) childEnv(start int, procEnv []string) []string {
 	var env []string
 	for _, kv := range s.sys.environ() {
 		k, _, _ := strings.Cut(kv, "=")
@@ -39,6 +39,7 @@ func (s *Supervisor) childEnv(start int) []string {
 		}
 		env = append(env, kv)
 	}
+	env = append(env, procEnv...) // HOME, USER, the env-file: below the explicit ones
 	env = append(env, s.cfg.Env...)
 	// Go children print every goroutine when they die, unless told
 	// otherwise: that dump is the crash trace.
@@ -60,7 +61,6 @@ func (s *Supervisor) childEnv(start int) []string {
 		env = append(env, "NOTIFY_SOCKET="+s.notify.addr)
 		if s.cfg.Watchdog > 0 {
 			env = append(env, "WATCHDOG_USEC="+strconv.FormatInt(s.cfg.Watchdog.Microseconds(), 10))
-			env = append(env, trampolineEnv+"=1")
 		}
 	}
 	return env
@@ -95,6 +95,10 @@ func (s *Supervisor) spawnChild(start int) (*child, error) {
 	if err != nil {
 		return nil, err
 	}
+	attrs, procEnv, err := s.procAttrs()
+	if err != nil {
+		return nil, err
+	}
 	outR, outW, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("watchdog: pipe: %w", err)
@@ -118,7 +122,7 @@ func (s *Supervisor) spawnChild(start int) (*child, error) {
 		Path:   path,
 		Args:   s.cfg.Command,
 		Dir:    s.cfg.Dir,
-		Env:    s.childEnv(start),
+		Env:    s.childEnv(start, procEnv),
 		Stdin:  nil,
 		Stdout: outW,
 		Stderr: errW,
@@ -152,14 +156,31 @@ func (s *Supervisor) spawnChild(start int) (*child, error) {
 		crashFD.Close()
 		return nil, err
 	}
-	if s.cfg.Notify && s.cfg.Watchdog > 0 {
-		// The trampoline sets WATCHDOG_PID to the child's own pid, then
-		// execs the command: the pid is only known after the fork.
-		cmd.Path = selfExe()
-		cmd.Args = append([]string{s.cfg.Command[0]}, s.cfg.Command...)
-		cmd.Env = append(cmd.Env, trampolinePathEnv+"="+path)
+	var status *os.File
+	if (s.cfg.Notify && s.cfg.Watchdog > 0) || !attrs.empty() {
+		// The trampoline applies the process attributes and sets
+		// WATCHDOG_PID to the child's own pid, only known after the
+		// fork, then execs the command.
+		status, err = throughTrampoline(cmd, path, attrs)
 	}
-	err = s.spawn.start(cmd)
+	if err == nil {
+		err = s.spawn.start(cmd)
+	}
+	if status != nil {
+		if err == nil {
+			err = awaitExec(cmd, status)
+			if err != nil {
+				// It exits 127 at once: reap it, and report a start
+				// failure, as when exec fails.
+				cmd.Wait()
+				reap.Release(cmd.Process.Pid)
+				syscall.Close(pidfd)
+			}
+		} else {
+			status.Close()
+			cmd.ExtraFiles[len(cmd.ExtraFiles)-1].Close()
+		}
+	}
 	outW.Close()
 	errW.Close()
 	attached()
@@ -257,6 +278,7 @@ var supervisorEnv = map[string]bool{
 	hearts.EnvFD: true, dump.EnvFD: true, CrashFDEnv: true, report.EnvFD: true,
 	"MTEV_SERVICE": true, "MTEV_START_COUNT": true, "MTEV_SUPERVISOR_PID": true,
 	trampolineEnv: true, trampolinePathEnv: true, treeEnv: true, guardEnv: true,
+	trampolineAttrsEnv: true, trampolineDirEnv: true, trampolineStatusEnv: true,
 }
 
 // errNoOutsideCapture is the verdict on every executable when no capture

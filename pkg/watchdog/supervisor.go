@@ -269,7 +269,7 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 	cleanup = append(cleanup, closeHearts)
 
 	if s.cfg.Notify {
-		n, err := listenNotify(s.cfg.StateDir, s.cfg.Name)
+		n, err := listenNotify(s.cfg.StateDir, s.cfg.Name, s.cfg.otherUser())
 		if err != nil {
 			return err
 		}
