@@ -189,6 +189,11 @@ func resolveProc(c *Config, sentinel error) (*procAttrs, error) {
 	if c.User != "" || c.Group != "" {
 		if err := a.resolveUser(c, root, sentinel); err != nil {
 			errs = append(errs, err)
+		} else if c.Notify && c.NotifyAccess == NotifyAll && c.otherUser() {
+			// Its notify socket is abstract (listenNotify): any local
+			// process can reach it, where a socket file reaches only
+			// the supervisor's user.
+			bad("notify-access", string(c.NotifyAccess), fmt.Errorf("with user %q the notify socket is reachable by every local process: use main or exec", c.User))
 		}
 	}
 	return a, errors.Join(errs...)
