@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -335,4 +337,41 @@ func TestLaterStartFailureCountsAsDeath(t *testing.T) {
 	}); n != 2 {
 		t.Fatalf("%d start failures, want 2", n)
 	}
+}
+
+func TestTrampolineRearmsDeathSignal(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to change the child's user")
+	}
+	// A change of credentials clears PR_SET_PDEATHSIG: the trampoline
+	// arms it again after setuid. A shell starts it in the background
+	// (without a death signal of its own), waits until the command runs,
+	// and exits: the command must die with it.
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := `"$0" /bin/sleep 1000 >/dev/null 2>&1 &
+while kill -0 $! 2>/dev/null && [ "$(cat /proc/$!/comm 2>/dev/null)" != sleep ]; do :; done
+echo $!`
+	cmd := exec.Command("sh", "-c", script, self)
+	cmd.Env = append(os.Environ(), trampolineEnv+"=1", trampolinePathEnv+"=/bin/sleep",
+		trampolineAttrsEnv+"=ids=54321:54321:54321")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(out)))
+	if err != nil {
+		t.Fatalf("shell said %q", out)
+	}
+	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+	waitFor(t, "the command's death with its parent", func() bool {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return true
+		}
+		i := bytes.LastIndexByte(b, ')')
+		return i > 0 && i+2 < len(b) && b[i+2] == 'Z' // a zombie runs no more code
+	})
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -54,6 +55,9 @@ func init() {
 }
 
 func trampoline() {
+	// The parent-death signal is a property of the thread that sets it,
+	// and only the thread that calls exec lives on: both on this one.
+	runtime.LockOSThread()
 	path := os.Getenv(trampolinePathEnv)
 	attrs := os.Getenv(trampolineAttrsEnv)
 	dir, hasDir := os.LookupEnv(trampolineDirEnv)
