@@ -15,6 +15,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/mtev-supervise/mtev-supervise/internal/trampoline"
 )
 
 func TestParseLimit(t *testing.T) {
@@ -162,16 +164,23 @@ func TestAttrsEncoding(t *testing.T) {
 		limits: []rlimit{{"limit-nofile", unix.RLIMIT_NOFILE, Limit{10, 20}}, {"limit-as", unix.RLIMIT_AS, Limit{Infinity, Infinity}}},
 		umask:  0o27, setUser: true, uid: 999, gid: 998, groups: []int{998, 4, 27},
 	}
-	got, err := decodeAttrs(a.encode())
+	got, err := trampoline.Decode(a.encode())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(got, a) {
-		t.Fatalf("round trip: %+v, want %+v", got, a)
+	want := &trampoline.Attrs{
+		Limits: []trampoline.Limit{{Name: "limit-nofile", Resource: unix.RLIMIT_NOFILE, Soft: 10, Hard: 20}, {Name: "limit-as", Resource: unix.RLIMIT_AS, Soft: Infinity, Hard: Infinity}},
+		Umask:  0o27, SetUser: true, UID: 999, GID: 998, Groups: []int{998, 4, 27},
 	}
-	for _, bad := range []string{"limit=1:2", "umask=x", "ids=1:2", "ids=a:2:3", "what=1", "limit=7:x:1:n"} {
-		if _, err := decodeAttrs(bad); err == nil {
-			t.Errorf("decodeAttrs(%q): no error", bad)
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("round trip: %+v, want %+v", got, want)
+	}
+	if got, err := trampoline.Decode(noAttrs.encode()); err != nil || !reflect.DeepEqual(got, &trampoline.Attrs{Umask: -1}) {
+		t.Fatalf("no attributes: %+v, %v", got, err)
+	}
+	for _, bad := range []string{"limit=1:2", "umask=x", "umask=1000", "ids=1:2", "ids=a:2:3", "ids=1:2:x", "what=1", "limit=7:x:1:n", "limit=7:99999999999999999999:1:n"} {
+		if _, err := trampoline.Decode(bad); err == nil {
+			t.Errorf("Decode(%q): no error", bad)
 		}
 	}
 }
