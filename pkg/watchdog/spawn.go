@@ -156,7 +156,7 @@ func (s *Supervisor) spawnChild(start int) (*child, error) {
 		crashFD.Close()
 		return nil, err
 	}
-	var status *os.File
+	var status *trampolineStatus
 	if (s.cfg.Notify && s.cfg.Watchdog > 0) || !attrs.empty() {
 		// The trampoline applies the process attributes and sets
 		// WATCHDOG_PID to the child's own pid, only known after the
@@ -168,7 +168,7 @@ func (s *Supervisor) spawnChild(start int) (*child, error) {
 	}
 	if status != nil {
 		if err == nil {
-			err = awaitExec(cmd, status)
+			err = status.await()
 			if err != nil {
 				// It exits 127 at once: reap it, and report a start
 				// failure, as when exec fails.
@@ -177,8 +177,7 @@ func (s *Supervisor) spawnChild(start int) (*child, error) {
 				syscall.Close(pidfd)
 			}
 		} else {
-			status.Close()
-			cmd.ExtraFiles[len(cmd.ExtraFiles)-1].Close()
+			status.close()
 		}
 	}
 	outW.Close()

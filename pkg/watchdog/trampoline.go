@@ -47,11 +47,16 @@ func (a *procAttrs) encode() string {
 	return t.Encode()
 }
 
+// trampolineStatus is the status pipe of a trampoline: the supervisor
+// reads r, the trampoline holds w (the supervisor's copy is closed once
+// the process started).
+type trampolineStatus struct{ r, w *os.File }
+
 // throughTrampoline makes cmd start the trampoline, which applies a (nil:
-// nothing) and execs path. It returns the read end of the status pipe,
-// which the caller reads with awaitExec once the process started, and
-// closes.
-func throughTrampoline(cmd *exec.Cmd, path string, a *procAttrs) (*os.File, error) {
+// nothing) and execs path. The status pipe is passed as the last of
+// cmd.ExtraFiles: append nothing after it. Once the process started, read
+// it with await; else close it.
+func throughTrampoline(cmd *exec.Cmd, path string, a *procAttrs) (*trampolineStatus, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("watchdog: trampoline: pipe: %w", err)
@@ -74,28 +79,31 @@ func throughTrampoline(cmd *exec.Cmd, path string, a *procAttrs) (*os.File, erro
 	}
 	cmd.Args = append([]string{cmd.Args[0]}, cmd.Args...)
 	cmd.Path = selfExe()
-	return r, nil
+	return &trampolineStatus{r: r, w: w}, nil
 }
 
 // trampolineBudget bounds the wait for a trampoline to exec: past it the
 // child is watched as if it had.
 const trampolineBudget = 10 * time.Second
 
-// awaitExec reads a trampoline's status pipe: nil once it exec'd the
-// command (EOF), else its reason. It closes r and the write end left in
-// cmd.ExtraFiles.
-func awaitExec(cmd *exec.Cmd, r *os.File) error {
-	if n := len(cmd.ExtraFiles); n > 0 {
-		cmd.ExtraFiles[n-1].Close()
-	}
-	defer r.Close()
-	r.SetReadDeadline(time.Now().Add(trampolineBudget))
+// await reads the status pipe of a started trampoline: nil once it
+// exec'd the command (EOF), else its reason. It closes the pipe.
+func (t *trampolineStatus) await() error {
+	t.w.Close()
+	defer t.r.Close()
+	t.r.SetReadDeadline(time.Now().Add(trampolineBudget))
 	buf := make([]byte, 512)
-	n, _ := r.Read(buf)
+	n, _ := t.r.Read(buf)
 	if n == 0 {
 		return nil
 	}
 	return errors.New(strings.TrimPrefix(string(buf[:n]), "mtev-supervise trampoline: "))
+}
+
+// close closes the pipe of a trampoline that did not start.
+func (t *trampolineStatus) close() {
+	t.w.Close()
+	t.r.Close()
 }
 
 // selfExe is the running executable, for the trampoline. The path is
