@@ -16,11 +16,11 @@ func bindProcFlags(fs *flag.FlagSet, c *watchdog.Config) {
 	fs.StringVar(&c.User, "user", "", "run the child as this user (name or uid), with its groups; needs root")
 	fs.StringVar(&c.Group, "group", "", "run the child with this group (name or gid) instead of the user's; needs root")
 	fs.StringVar(&c.Dir, "dir", "", "working directory of the child (default: the supervisor's)")
-	fs.Var(checked{&c.Umask, func(s string) error { _, err := watchdog.ParseUmask(s); return err }}, "umask", "umask of the child, octal (e.g. 027; default: the supervisor's)")
+	fs.Var(checked{&c.Umask, func(s string) error { _, err := watchdog.ParseUmask(s); return err }}, "umask", "umask of the child, `octal` (e.g. 027; default: the supervisor's)")
 	fs.StringVar(&c.EnvFile, "env-file", "", "environment file read at every start: KEY=VALUE lines taken literally, # comments (docker's --env-file format); <env> and the supervisor's own variables win")
-	fs.Var(limitFlag(&c.LimitNofile, false), "limit-nofile", "RLIMIT_NOFILE of the child: N, SOFT:HARD or infinity")
-	fs.Var(limitFlag(&c.LimitCore, true), "limit-core", "RLIMIT_CORE of the child in bytes: N, SOFT:HARD or infinity; K, M, G, T suffixes")
-	fs.Var(limitFlag(&c.LimitAS, true), "limit-as", "RLIMIT_AS (address space) of the child in bytes: N, SOFT:HARD or infinity; K, M, G, T suffixes")
+	fs.Var(limitFlag(&c.LimitNofile, false), "limit-nofile", "RLIMIT_NOFILE of the child: `N`, SOFT:HARD or infinity")
+	fs.Var(limitFlag(&c.LimitCore, true), "limit-core", "RLIMIT_CORE of the child in bytes: `N`, SOFT:HARD or infinity; K, M, G, T suffixes")
+	fs.Var(limitFlag(&c.LimitAS, true), "limit-as", "RLIMIT_AS (address space) of the child in bytes: `N`, SOFT:HARD or infinity; K, M, G, T suffixes")
 }
 
 // checked is a string flag whose value is checked when set.
