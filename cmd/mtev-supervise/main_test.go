@@ -60,6 +60,9 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 		Condition: func(cond string) (bool, error) {
+			if cond == "root" {
+				return os.Geteuid() == 0, nil // procexec.txtar: creates a user
+			}
 			if cond != "corefile" {
 				return false, fmt.Errorf("unknown condition %q", cond)
 			}
@@ -74,6 +77,7 @@ func TestScripts(t *testing.T) {
 			"sigpid":   cmdSigPID,
 			"pidgone":  cmdPIDGone,
 			"sigchild": cmdSigChild,
+			"mkuser":   cmdMkUser,
 		},
 	})
 }

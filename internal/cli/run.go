@@ -91,6 +91,8 @@ func (f *runFlags) bind(fs *flag.FlagSet) {
 	fs.Int64Var(&f.logRotateBytes, "log-rotate-bytes", 64<<20, "with --log-file: rotate past this size")
 	fs.IntVar(&f.logRetain, "log-retain", 10, "with --log-file: rotated files kept")
 	fs.StringVar(&f.metricsListen, "metrics-listen", "", "serve Prometheus /metrics about the service on this address (host:port; off by default)")
+	// Process attributes of the child (procexec.go).
+	bindProcFlags(fs, c)
 	fs.StringVar(&f.config, "config", "", "XML file with a <run> section: every flag as an attribute, <command>, <arg> and <env> children; flags win")
 	// Sockets held by the supervisor (sockets.go).
 	fs.Var(listenFlag{&c.Listen}, "listen", listenDoc)

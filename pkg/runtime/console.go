@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 	"time"
@@ -78,9 +79,11 @@ func startConsole(app App, rt *Runtime, stop context.CancelFunc) (func(), error)
 		}
 	}
 	rt.Console = srv
+	defaulted := false
 	if o.Socket == "" {
 		if dir := watchdog.DefaultStateDir(os.Getenv); dir != "" {
 			o.Socket = console.SocketPath(dir, serviceName(app))
+			defaulted = true
 		}
 	}
 	if o.Socket == "" || o.Socket == "-" {
@@ -88,6 +91,13 @@ func startConsole(app App, rt *Runtime, stop context.CancelFunc) (func(), error)
 	}
 	ln, err := console.ListenUnix(o.Socket)
 	if err != nil {
+		if defaulted && errors.Is(err, fs.ErrPermission) {
+			// A child run as another user than its supervisor (--user)
+			// may not write the supervisor's state directory: it serves
+			// its console on its listeners only.
+			fmt.Fprintf(os.Stderr, "%s: console: no unix socket: %v\n", app.Name, err)
+			return func() { shutdownConsole(srv) }, nil
+		}
 		return nil, fmt.Errorf("runtime: console: %w", err)
 	}
 	ln.SetUnlinkOnClose(true)

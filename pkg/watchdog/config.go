@@ -152,6 +152,16 @@ type Config struct {
 	// in one process).
 	Init      bool
 	NoSystemd bool
+	// Process attributes (procexec.go), applied by the trampoline between
+	// fork and exec; "" leaves each as the supervisor's own. Dir (above)
+	// is checked with them.
+	User        string // user name or uid; its groups too, unless Group is set (needs root)
+	Group       string // group name or gid (needs root)
+	Umask       string // octal, e.g. "027"
+	EnvFile     string // KEY=VALUE lines (docker's --env-file format), read at every start
+	LimitNofile string // RLIMIT_NOFILE: N, SOFT:HARD or infinity
+	LimitCore   string // RLIMIT_CORE in bytes (K, M, G, T suffixes) or infinity
+	LimitAS     string // RLIMIT_AS in bytes (K, M, G, T suffixes) or infinity
 }
 
 // Defaults of Config, in one place.
@@ -326,6 +336,15 @@ func (c Config) validate() error {
 	}
 	// Sockets held by the supervisor.
 	validateListen(c, bad)
+	// Process attributes (procexec.go).
+	if _, err := resolveProc(&c, ErrConfig); err != nil {
+		errs = append(errs, err)
+	}
+	if c.EnvFile != "" {
+		if _, err := ReadEnvFile(c.EnvFile, os.Getenv); err != nil {
+			bad("env-file: %v", err)
+		}
+	}
 	return errors.Join(errs...)
 }
 

@@ -114,6 +114,14 @@
 // Serve kills every marked process in /proc when the supervisor dies, even
 // by SIGKILL (it reads EOF on a pipe only the supervisor writes).
 //
+// The child's process attributes (Config.User, Group, Dir, Umask, EnvFile
+// and the Limit fields; procexec.go) are checked by New and again at each
+// start; those that Go's fork cannot apply are applied by the trampoline
+// (package internal/trampoline, trampoline.go), which the child runs
+// through only when one is set or the notify watchdog needs WATCHDOG_PID.
+// The spawn waits on the trampoline's status pipe until it exec'd: a
+// failure there is a failed start, like a failed exec.
+//
 // Code that starts other processes inside a supervisor process (a hook, a
 // capture method) starts them with StartProcess and waits with the
 // function it returns, or the orphan reaper may take their exit status

@@ -55,14 +55,17 @@ type kv struct{ k, v string }
 
 const maxUnixPath = 107
 
-func listenNotify(stateDir, name string) (*notifySocket, error) {
+// listenNotify opens the notify socket of a service. It is abstract when
+// the path is too long, or when the child runs as another user (abstract,
+// which the child's user may reach without access to the state directory).
+func listenNotify(stateDir, name string, abstract bool) (*notifySocket, error) {
 	dir := filepath.Join(stateDir, "run")
 	if err := ensureDir(dir); err != nil {
 		return nil, err
 	}
 	path := filepath.Join(dir, name+".notify")
 	n := &notifySocket{addr: path, path: path}
-	if len(path) > maxUnixPath {
+	if len(path) > maxUnixPath || abstract {
 		// Too long for sockaddr_un: fall back to an abstract socket; the
 		// sender's credentials are checked all the same.
 		n.addr = fmt.Sprintf("@mtev-supervise/%d/%s", os.Getpid(), name)

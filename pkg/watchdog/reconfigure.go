@@ -43,6 +43,8 @@ func (s *Supervisor) reconfigure(n Config) error {
 		o.HeartGrace == n.HeartGrace && o.NoSoftStall == n.NoSoftStall)
 	check("same-crash", o.SameCrashLimit == n.SameCrashLimit && o.SameCrashSpan == n.SameCrashSpan)
 	check("listen", slices.Equal(o.Listen, n.Listen) && o.FDStoreMax == n.FDStoreMax)
+	// The notify socket is abstract for a child of another user.
+	check("user (with notify)", !o.Notify || o.otherUser() == n.otherUser())
 	if len(fixed) > 0 {
 		return fmt.Errorf("%w: cannot change %v while running: restart the supervisor", ErrConfig, fixed)
 	}

@@ -28,7 +28,7 @@ import (
 
 // childEnv is the environment of a child: ours without variables meant
 // for this process, the configured extras, and the supervisor's own.
-func (s *Supervisor) childEnv(start int) []string {
+func (s *Supervisor) childEnv(start int, procEnv []string) []string {
 	var env []string
 	for _, kv := range s.sys.environ() {
 		k, _, _ := strings.Cut(kv, "=")
@@ -39,6 +39,7 @@ func (s *Supervisor) childEnv(start int) []string {
 		}
 		env = append(env, kv)
 	}
+	env = append(env, procEnv...) // HOME, USER, the env-file: below the explicit ones
 	env = append(env, s.cfg.Env...)
 	// Go children print every goroutine when they die, unless told
 	// otherwise: that dump is the crash trace.
@@ -93,6 +94,10 @@ func (s *Supervisor) spawnChild(start int) (*child, error) {
 	if err != nil {
 		return nil, err
 	}
+	attrs, procEnv, err := s.procAttrs()
+	if err != nil {
+		return nil, err
+	}
 	outR, outW, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("watchdog: pipe: %w", err)
@@ -116,7 +121,7 @@ func (s *Supervisor) spawnChild(start int) (*child, error) {
 		Path:   path,
 		Args:   s.cfg.Command,
 		Dir:    s.cfg.Dir,
-		Env:    s.childEnv(start),
+		Env:    s.childEnv(start, procEnv),
 		Stdin:  nil,
 		Stdout: outW,
 		Stderr: errW,
@@ -154,15 +159,30 @@ func (s *Supervisor) spawnChild(start int) (*child, error) {
 		crashFD.Close()
 		return nil, err
 	}
-	if s.cfg.Notify && s.cfg.Watchdog > 0 || passed > 0 {
-		// The trampoline sets WATCHDOG_PID and LISTEN_PID to the child's
-		// own pid, then execs the command: the pid is only known after
-		// the fork.
-		cmd.Path = selfExe()
-		cmd.Args = append([]string{s.cfg.Command[0]}, s.cfg.Command...)
-		cmd.Env = append(cmd.Env, trampolineEnv+"=1", trampolinePathEnv+"="+path)
+	var status *trampolineStatus
+	if (s.cfg.Notify && s.cfg.Watchdog > 0) || !attrs.empty() || passed > 0 {
+		// The trampoline applies the process attributes and sets
+		// WATCHDOG_PID and LISTEN_PID to the child's own pid, only
+		// known after the fork, then execs the command.
+		status, err = throughTrampoline(cmd, path, attrs)
 	}
-	err = s.spawn.start(cmd)
+	if err == nil {
+		err = s.spawn.start(cmd)
+	}
+	if status != nil {
+		if err == nil {
+			err = status.await()
+			if err != nil {
+				// It exits 127 at once: reap it, and report a start
+				// failure, as when exec fails.
+				cmd.Wait()
+				reap.Release(cmd.Process.Pid)
+				syscall.Close(pidfd)
+			}
+		} else {
+			status.close()
+		}
+	}
 	outW.Close()
 	errW.Close()
 	attached()
@@ -262,6 +282,7 @@ var supervisorEnv = map[string]bool{
 	trampolineEnv: true, trampolinePathEnv: true, treeEnv: true, guardEnv: true,
 	// Sockets held by the supervisor: a service manager's for this process.
 	"LISTEN_FDS": true, "LISTEN_FDNAMES": true, "LISTEN_PID": true,
+	trampolineAttrsEnv: true, trampolineDirEnv: true, trampolineStatusEnv: true,
 }
 
 // errNoOutsideCapture is the verdict on every executable when no capture

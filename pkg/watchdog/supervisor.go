@@ -288,7 +288,7 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 	cleanup = append(cleanup, closeSockets, s.fdstore.clear)
 
 	if s.cfg.Notify {
-		n, err := listenNotify(s.cfg.StateDir, s.cfg.Name)
+		n, err := listenNotify(s.cfg.StateDir, s.cfg.Name, s.cfg.otherUser())
 		if err != nil {
 			return err
 		}
