@@ -193,11 +193,10 @@ func superviseWithSidecars(ctx context.Context, cfg watchdog.Config, events func
 		}
 	}()
 	for _, a := range apps {
-		if a.user != "" || a.group != "" {
-			// The watchdog applies credentials where it starts a child;
-			// until it does, say so rather than run as someone else.
-			return fmt.Errorf("%w: runtime: managed: %s: user and group are not applied by this build", watchdog.ErrConfig, a.spec.Pos)
-		}
+		// The trampoline drops to the sidecar's user and group just
+		// before exec; the Fleet checks that they exist (and that the
+		// app runs as root) before anything starts, naming a.spec.Pos.
+		a.spec.Config.User, a.spec.Config.Group = a.user, a.group
 		out, closeOut, err := sidecarOutput(a.spec.Config.Name, a.stdout, a.stderr)
 		if err != nil {
 			return err

@@ -172,7 +172,7 @@ func TestManagedBadConfig(t *testing.T) {
 		{`<a><managed><application/></managed></a>`, `app.conf:1: <application> lacks required attribute "exec"`},
 		{"<a>\n<managed>\n<application exec=\"sh\" arg0=\"x\"/></managed></a>", `app.conf:3: arg0 "x"`},
 		{"<a>\n<managed>\n<application exec=\"sh\" environment=\"false\"/></managed></a>", `app.conf:3: environment="false" is not supported`},
-		{"<a>\n<managed>\n<application exec=\"sh\" user=\"nobody\"/></managed></a>", `app.conf:3: user and group are not applied`},
+		{"<a>\n<managed>\n<application exec=\"sh\" user=\"no-such-user-mtev\"/></managed></a>", `app.conf:3: service "withsidecar-sh": user "no-such-user-mtev": no such user`},
 		{"<a>\n<managed>\n<application exec=\"sh\" bogus=\"1\"/></managed></a>", `app.conf:3: unknown attribute "bogus"`},
 	} {
 		dir := t.TempDir()
