@@ -74,6 +74,8 @@ func TestScripts(t *testing.T) {
 			"sigpid":   cmdSigPID,
 			"pidgone":  cmdPIDGone,
 			"sigchild": cmdSigChild,
+			"freeport": cmdFreePort,   // probes_test.go
+			"waitstat": cmdWaitStatus, // probes_test.go
 		},
 	})
 }

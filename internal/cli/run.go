@@ -92,6 +92,8 @@ func (f *runFlags) bind(fs *flag.FlagSet) {
 	fs.IntVar(&f.logRetain, "log-retain", 10, "with --log-file: rotated files kept")
 	fs.StringVar(&f.metricsListen, "metrics-listen", "", "serve Prometheus /metrics about the service on this address (host:port; off by default)")
 	fs.StringVar(&f.config, "config", "", "XML file with a <run> section: every flag as an attribute, <command>, <arg> and <env> children; flags win")
+	// Probes (probes.go).
+	bindProbes(fs, c)
 }
 
 // resolve turns the flags into a watchdog.Config.
@@ -134,6 +136,10 @@ func (f *runFlags) resolve(env *Env, command []string) (watchdog.Config, error) 
 	case "plain", "prefix", "json":
 	default:
 		return c, usageError("--output %q: want plain, prefix or json", f.output)
+	}
+	// Probes (probes.go).
+	if err := checkProbes(c); err != nil {
+		return c, err
 	}
 	return c, nil
 }

@@ -134,6 +134,15 @@ type Config struct {
 	// Journal retention (see pkg/journal); zero means the journal's defaults.
 	JournalMaxBytes int64
 	JournalMaxAge   time.Duration
+
+	// Probes (probes.go, docs/probes.md): liveness of a child that links
+	// nothing. Probe's failures in a row are a hard stall (source
+	// "probe"); a StartupProbe gates readiness and the liveness probe, and
+	// its failures in a row are a start-up stall. ProbeDelay: the first
+	// probe of each child runs this long after its start.
+	Probe        ProbeConfig
+	StartupProbe ProbeConfig
+	ProbeDelay   time.Duration
 }
 
 // Defaults of Config, in one place.
@@ -224,6 +233,7 @@ func (c Config) withDefaults() Config {
 	if c.SameCrashSpan == 0 {
 		c.SameCrashSpan = DefaultSameCrashSpan
 	}
+	c = c.probeDefaults() // probes
 	return c
 }
 
@@ -302,6 +312,7 @@ func (c Config) validate() error {
 	if c.Name != "" && !validName(c.Name) {
 		bad("name %q: use letters, digits, '.', '_' and '-' only", c.Name)
 	}
+	errs = append(errs, c.validateProbes()...) // probes
 	return errors.Join(errs...)
 }
 

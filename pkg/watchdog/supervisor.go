@@ -102,6 +102,8 @@ type Supervisor struct {
 	captures      int   // captures running; Serve waits for their records
 	ending        bool  // no more starts: stop requested or a final error
 	final         error // what Serve returns once the child is gone
+
+	probesDone chan struct{} // the last child's probe goroutine has ended (probes.go)
 }
 
 // child is one started process.
@@ -135,6 +137,8 @@ type child struct {
 	startupAt   time.Time
 	watchT      timer
 	watchDur    time.Duration
+
+	probes *probeSet // its probes (probes.go), nil without
 }
 
 // plan says why the supervisor is ending a child.
@@ -426,6 +430,8 @@ func (s *Supervisor) run(ctx context.Context) error {
 				s.captured(m)
 			case reportMsg:
 				s.reported(m)
+			case probeMsg:
+				s.probed(m)
 			case killMsg:
 				if m.c == s.cur {
 					s.sys.signalGroup(m.c.pid, syscall.SIGKILL)
@@ -486,6 +492,7 @@ func (s *Supervisor) exited(m exitMsg) {
 	}
 	s.cur = nil
 	s.notifyTrack(nil)
+	c.stopProbes()
 	for _, t := range []timer{c.killT, c.startupT, c.watchT} {
 		if t != nil {
 			t.Stop()
