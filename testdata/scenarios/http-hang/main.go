@@ -4,7 +4,8 @@
 //	http-hang -addr 127.0.0.1:PORT [-mode mutex|close] [-hang-after N]
 //	          [-listen-when FILE] [-slow D] [-log FILE]
 //
-// "/" answers "ok". With -mode mutex, the request to "/" that comes after
+// "/" answers "ok"; a request to "/hang" deadlocks the server as below,
+// at once. With -mode mutex, the request to "/" that comes after
 // N answered ones deadlocks in main.countRequest, which locks the server's
 // mutex twice; every later request waits for that mutex in
 // main.countRequest too, while the listener keeps accepting. With -mode
@@ -31,6 +32,7 @@ type server struct {
 	mu        sync.Mutex
 	answered  int
 	hangAfter int
+	forced    bool // a request to /hang came
 	mode      string
 	slow      time.Duration
 	inflight  atomic.Int32
@@ -53,7 +55,7 @@ func (s *server) logf(format string, args ...any) {
 //go:noinline
 func (s *server) countRequest() {
 	s.mu.Lock()
-	if s.mode == "mutex" && s.hangAfter > 0 && s.answered >= s.hangAfter {
+	if s.forced || s.mode == "mutex" && s.hangAfter > 0 && s.answered >= s.hangAfter {
 		s.mu.Lock() // deadlock: this goroutine holds mu
 	}
 	s.answered++
@@ -64,6 +66,15 @@ func (s *server) root(w http.ResponseWriter, r *http.Request) {
 	s.logf("GET %s", r.URL.Path)
 	s.countRequest()
 	fmt.Fprintln(w, "ok")
+}
+
+// hangHandler deadlocks the server now, in main.countRequest.
+func (s *server) hangHandler(w http.ResponseWriter, r *http.Request) {
+	s.logf("GET %s", r.URL.Path)
+	s.mu.Lock()
+	s.forced = true
+	s.mu.Unlock()
+	s.countRequest()
 }
 
 func (s *server) slowHandler(w http.ResponseWriter, r *http.Request) {
@@ -135,6 +146,7 @@ func main() {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", s.root)
 	mux.HandleFunc("/slow", s.slowHandler)
+	mux.HandleFunc("/hang", s.hangHandler)
 	err = http.Serve(ln, mux)
 	s.logf("serve ended: %v", err)
 	// The listener is gone; the process lives on, hung.
