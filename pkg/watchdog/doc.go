@@ -39,6 +39,16 @@
 // brings its record: Serve does not return before it, and the record's
 // action is decided when the child died.
 //
+// # Probes
+//
+// A child that links nothing can be watched by probes (Config.Probe,
+// Config.StartupProbe; see probes.go and docs/probes.md): http, https,
+// tcp or exec, Kubernetes' semantics. A liveness probe's failures in a
+// row are a hard stall with source "probe" (name: the target, detail: the
+// last error), on the heart's road: captured, recorded, killed, restarted.
+// A start-up probe gates readiness and the liveness probe; its failures in
+// a row are a start-up stall. There is no soft stage for probes.
+//
 // # Threads and ownership
 //
 // All supervisor state is owned by one loop goroutine and changed through
@@ -61,6 +71,10 @@
 //   - one capture goroutine per stall being captured, and one check of the
 //     executable per start (delve.Preload, remembered per file version);
 //   - the notify and control socket servers;
+//   - one probe goroutine per child with probes: it runs one probe at a
+//     time (an exec probe's shell is forked on the spawner's thread) and
+//     sends each result to the loop, which counts and decides; it ends
+//     when its child ends or stalls, and the next child's waits for it;
 //   - the spawner: a goroutine locked to its OS thread that forks every
 //     child. PR_SET_PDEATHSIG fires when the forking thread exits, and Go
 //     ends threads whose goroutine exits while locked, so children are
