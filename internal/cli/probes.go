@@ -40,11 +40,11 @@ const probeForms = "http://HOST:PORT/PATH (a 2xx or 3xx status passes), tcp://HO
 
 // bindProbes adds the probe flags to fs.
 func bindProbes(fs *flag.FlagSet, c *watchdog.Config) {
-	fs.Var(probeValue{&c.Probe.Target}, "probe", "liveness probe: "+probeForms+"; --probe-failures failures in a row are a hard stall (capture, kill, restart)")
+	fs.Var(probeValue{&c.Probe.Target}, "probe", "liveness probe `TARGET`: "+probeForms+"; --probe-failures failures in a row are a hard stall (capture, kill, restart)")
 	fs.DurationVar(&c.Probe.Interval, "probe-interval", watchdog.DefaultProbeInterval, "from the start of one probe to the start of the next; a slower probe delays the next (never two at once)")
 	fs.DurationVar(&c.Probe.Timeout, "probe-timeout", watchdog.DefaultProbeTimeout, "a probe that takes longer fails; may exceed the interval")
 	fs.IntVar(&c.Probe.Failures, "probe-failures", watchdog.DefaultProbeFailures, "failures in a row that are a stall")
-	fs.Var(probeValue{&c.StartupProbe.Target}, "startup-probe", "start-up probe, in the forms of --probe: the child is ready, and the liveness probe begins, once it passes; --startup-probe-failures failures in a row are a start-up stall")
+	fs.Var(probeValue{&c.StartupProbe.Target}, "startup-probe", "start-up probe `TARGET`, in the forms of --probe: the child is ready, and the liveness probe begins, once it passes; --startup-probe-failures failures in a row are a start-up stall")
 	fs.DurationVar(&c.StartupProbe.Interval, "startup-probe-interval", watchdog.DefaultProbeInterval, "interval of the start-up probe")
 	fs.DurationVar(&c.StartupProbe.Timeout, "startup-probe-timeout", watchdog.DefaultProbeTimeout, "timeout of the start-up probe")
 	fs.IntVar(&c.StartupProbe.Failures, "startup-probe-failures", watchdog.DefaultProbeFailures, "failures in a row of the start-up probe that are a start-up stall (its budget is this times its interval)")
