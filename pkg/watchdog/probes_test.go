@@ -400,3 +400,41 @@ func TestProbesStopWhileDown(t *testing.T) {
 		t.Errorf("probes per child pid: %v, want the two children's (second %d)", pids, pid2)
 	}
 }
+
+// A reload changes the probes from the next start; the running child
+// keeps its own.
+func TestProbesReconfigure(t *testing.T) {
+	cfg := Config{
+		Command: []string{"sleep", "1000"},
+		Hearts:  HeartsOff,
+		Probe:   ProbeConfig{Target: "exec:true", Interval: 20 * time.Millisecond},
+	}
+	s, _ := newTestSupervisor(t, cfg)
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(context.Background()) }()
+	defer func() { s.Stop(); <-done }()
+	target := func() string {
+		st, err := s.Status()
+		if err != nil || len(st.Probes) != 1 {
+			return ""
+		}
+		return st.Probes[0].Target
+	}
+	waitFor(t, "the first probe", func() bool { return target() == "exec:true" })
+	cfg.StateDir = s.Config().StateDir
+	cfg.Probe.Target = "exec:exit 0"
+	if err := s.Reconfigure(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if got := target(); got != "exec:true" {
+		t.Fatalf("after the reload the running child's probe is %q, want exec:true", got)
+	}
+	st, _ := s.Status()
+	if err := s.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the new child's probe", func() bool {
+		now, err := s.Status()
+		return err == nil && now.PID != st.PID && now.PID != 0 && target() == "exec:exit 0"
+	})
+}
