@@ -78,6 +78,8 @@ func TestScripts(t *testing.T) {
 			"pidgone":  cmdPIDGone,
 			"sigchild": cmdSigChild,
 			"mkuser":   cmdMkUser,
+			"freeport": cmdFreePort,   // probes_test.go
+			"waitstat": cmdWaitStatus, // probes_test.go
 		},
 	})
 }

@@ -144,6 +144,7 @@ func writeStatus(w io.Writer, st *watchdog.StatusInfo) {
 		fmt.Fprintf(w, "  heart#%d %-20s %-8s tid %-7d last beat %v ago (timeout %v)\n", h.Slot, h.Name, h.State, h.ThreadID,
 			time.Duration(h.AgeMS)*time.Millisecond, time.Duration(h.TimeoutMS)*time.Millisecond)
 	}
+	writeProbes(w, st.Probes) // probes.go
 }
 
 // controlAndWait sends stop or restart and waits for its outcome: for

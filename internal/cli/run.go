@@ -99,6 +99,8 @@ func (f *runFlags) bind(fs *flag.FlagSet) {
 	fs.IntVar(&c.FDStoreMax, "fdstore-max", watchdog.DefaultFDStoreMax, fdstoreMaxDoc)
 	// Containers (init.go, docs/deploy.md).
 	fs.BoolVar(&c.Init, "init", false, "act as a container's init (automatic as PID 1): forward every catchable signal not acted on to the child, and end with the child's status after a stop")
+	// Probes (probes.go).
+	bindProbes(fs, c)
 }
 
 // resolve turns the flags into a watchdog.Config.
@@ -151,6 +153,10 @@ func (f *runFlags) resolve(env *Env, command []string) (watchdog.Config, error) 
 	}
 	// Containers: PID 1 is an init whether it was asked to be or not.
 	c.Init = c.Init || isPID1()
+	// Probes (probes.go).
+	if err := checkProbes(c); err != nil {
+		return c, err
+	}
 	return c, nil
 }
 

@@ -129,7 +129,7 @@ const (
 	SourceHTTP    StallSource = "http"            // reported: an HTTP handler
 	SourceLua     StallSource = "lua"             // reported: a Lua state
 	SourceModule  StallSource = "module"          // reported: a module
-	SourceProbe   StallSource = "probe"           // reported: a liveness probe
+	SourceProbe   StallSource = "probe"           // a liveness probe failed, in a row, as often as its threshold
 )
 
 // Stage is how far past its deadline a stall is.
@@ -159,6 +159,10 @@ type Stall struct {
 	// Dropped counts reports of the child dropped (rate limit, full
 	// channel) before this one.
 	Dropped int `json:"dropped,omitempty"`
+	// Failures: for a probe's stall (Name is its target, Detail its last
+	// error), the failures in a row that made it; AgeMS is then the time
+	// since its last pass and TimeoutMS its interval times its threshold.
+	Failures int `json:"failures,omitempty"`
 }
 
 // Method is a capture method, as records spell it.

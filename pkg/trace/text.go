@@ -91,7 +91,14 @@ func (t *textWriter) header(rec *Record, culprit *Goroutine, opts TextOptions) {
 	}
 	if s := rec.Stall; s != nil {
 		v := string(s.Stage) + " " + string(s.Source)
-		if s.Name != "" {
+		if s.Name != "" && s.Failures > 0 {
+			// A probe of the supervisor's.
+			v += fmt.Sprintf(" %s: %d failures in a row, no pass for %s", s.Name, s.Failures, formatMS(s.AgeMS))
+			if s.Detail != "" {
+				v += " (last: " + s.Detail + ")"
+			}
+			t.field("stall", v)
+		} else if s.Name != "" {
 			// Reported by the child of its own unit of work.
 			v += fmt.Sprintf(" %s: running for %s, deadline %s", s.Name, formatMS(s.AgeMS), formatMS(s.TimeoutMS))
 			if s.Detail != "" {

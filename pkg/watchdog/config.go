@@ -162,6 +162,14 @@ type Config struct {
 	LimitNofile string // RLIMIT_NOFILE: N, SOFT:HARD or infinity
 	LimitCore   string // RLIMIT_CORE in bytes (K, M, G, T suffixes) or infinity
 	LimitAS     string // RLIMIT_AS in bytes (K, M, G, T suffixes) or infinity
+	// Probes (probes.go, docs/probes.md): liveness of a child that links
+	// nothing. Probe's failures in a row are a hard stall (source
+	// "probe"); a StartupProbe gates readiness and the liveness probe, and
+	// its failures in a row are a start-up stall. ProbeDelay: the first
+	// probe of each child runs this long after its start.
+	Probe        ProbeConfig
+	StartupProbe ProbeConfig
+	ProbeDelay   time.Duration
 }
 
 // Defaults of Config, in one place.
@@ -256,6 +264,7 @@ func (c Config) withDefaults() Config {
 	if c.FDStoreMax == 0 {
 		c.FDStoreMax = DefaultFDStoreMax
 	}
+	c = c.probeDefaults() // probes
 	return c
 }
 
@@ -345,6 +354,7 @@ func (c Config) validate() error {
 			bad("env-file: %v", err)
 		}
 	}
+	errs = append(errs, c.validateProbes()...) // probes
 	return errors.Join(errs...)
 }
 

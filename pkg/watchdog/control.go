@@ -39,6 +39,8 @@ type StatusInfo struct {
 	// Containment names how the child's tree is kept from outliving it
 	// and the supervisor (see docs/processes.md).
 	Containment string `json:"containment,omitempty"`
+
+	Probes []ProbeInfo `json:"probes,omitempty"` // the child's probes (probes.go)
 }
 
 // HeartInfo is one heart of the child, as the supervisor sees it.
@@ -153,6 +155,7 @@ func (s *Supervisor) status() StatusInfo {
 		if c.planned != "" {
 			st.State = "stopping"
 		}
+		st.Probes = s.probeStatus(c)
 		if s.monitor != nil {
 			for _, h := range s.monitor.Hearts(time.Now()) {
 				st.Hearts = append(st.Hearts, HeartInfo{Slot: h.Slot, Name: h.Name, ThreadID: h.ThreadID,

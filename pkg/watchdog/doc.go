@@ -51,6 +51,15 @@
 // is owned by the loop; the notify reader closes the descriptors of every
 // datagram it refuses before it reads the next, and the loop those of an
 // accepted message it does not keep. See sockets.go and docs/sockets.md.
+// # Probes
+//
+// A child that links nothing can be watched by probes (Config.Probe,
+// Config.StartupProbe; see probes.go and docs/probes.md): http, https,
+// tcp or exec, Kubernetes' semantics. A liveness probe's failures in a
+// row are a hard stall with source "probe" (name: the target, detail: the
+// last error), on the heart's road: captured, recorded, killed, restarted.
+// A start-up probe gates readiness and the liveness probe; its failures in
+// a row are a start-up stall. There is no soft stage for probes.
 //
 // # Threads and ownership
 //
@@ -78,6 +87,10 @@
 //     (systemd.go): woken by the loop's events and by the WATCHDOG_USEC/2
 //     ticker, it asks the loop for its status (so a wedged loop stops the
 //     pings) and writes to systemd's socket, never from the loop;
+//   - one probe goroutine per child with probes: it runs one probe at a
+//     time (an exec probe's shell is forked on the spawner's thread) and
+//     sends each result to the loop, which counts and decides; it ends
+//     when its child ends or stalls, and the next child's waits for it;
 //   - the spawner: a goroutine locked to its OS thread that forks every
 //     child. PR_SET_PDEATHSIG fires when the forking thread exits, and Go
 //     ends threads whose goroutine exits while locked, so children are

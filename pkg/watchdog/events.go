@@ -109,6 +109,11 @@ func (e Stalled) String() string {
 	if e.Stall.Heart != "" {
 		what += " " + e.Stall.Heart
 	}
+	if e.Stall.Name != "" && e.Stall.Failures > 0 {
+		// A probe of the supervisor's (probes.go).
+		return fmt.Sprintf("pid %d stalled (%s %s, %s): %d probes failed in a row, no pass for %dms: %s",
+			e.PID, what, e.Stall.Name, e.Stall.Stage, e.Stall.Failures, e.Stall.AgeMS, e.Stall.Detail)
+	}
 	if e.Stall.Name != "" {
 		// Reported by the child: its unit of work ran past its deadline.
 		return fmt.Sprintf("pid %d stalled (%s %s, %s, reported): running for %dms, deadline %dms",

@@ -226,6 +226,7 @@ type killMsg struct{ c *child }
 func (s *Supervisor) captured(m captureDone) {
 	c := m.c
 	c.capturing = false
+	c.probeCaptureEnded(time.Now())
 	s.captures--
 	rec := m.rec
 	if m.kill {

@@ -283,6 +283,10 @@ func (s *Supervisor) handleNotify(m notifyMsg) {
 		switch f.k {
 		case "READY":
 			if f.v == "1" && !c.ready {
+				if c.probeGatesReady() {
+					// Ready once the start-up probe passes too (probes.go).
+					continue
+				}
 				c.ready = true
 				if c.startupT != nil {
 					c.startupT.Stop()

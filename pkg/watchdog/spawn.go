@@ -82,6 +82,7 @@ func (s *Supervisor) startChild() error {
 	s.cur = c
 	s.notifyTrack(c)
 	s.event(Started{PID: c.pid, StartCount: start, Command: s.cfg.Command})
+	s.startProbes(c)
 	if s.cfg.Notify && s.cfg.StartupTimeout > 0 {
 		c.startupAt = c.started.Add(s.cfg.StartupTimeout)
 		c.startupT = s.clock.NewTimer(s.cfg.StartupTimeout)

@@ -109,6 +109,8 @@ type Supervisor struct {
 
 	// Set before Serve starts any goroutine (systemd.go).
 	sd *systemd // reports to systemd; nil when not under it
+
+	probesDone chan struct{} // the last child's probe goroutine has ended (probes.go)
 }
 
 // child is one started process.
@@ -142,6 +144,8 @@ type child struct {
 	startupAt   time.Time
 	watchT      timer
 	watchDur    time.Duration
+
+	probes *probeSet // its probes (probes.go), nil without
 }
 
 // plan says why the supervisor is ending a child.
@@ -445,6 +449,8 @@ func (s *Supervisor) run(ctx context.Context) error {
 				s.captured(m)
 			case reportMsg:
 				s.reported(m)
+			case probeMsg:
+				s.probed(m)
 			case killMsg:
 				if m.c == s.cur {
 					s.sys.signalGroup(m.c.pid, syscall.SIGKILL)
@@ -506,6 +512,7 @@ func (s *Supervisor) exited(m exitMsg) {
 	}
 	s.cur = nil
 	s.notifyTrack(nil)
+	c.stopProbes()
 	for _, t := range []timer{c.killT, c.startupT, c.watchT} {
 		if t != nil {
 			t.Stop()

@@ -1,6 +1,10 @@
 package capture
 
-import "github.com/mtev-supervise/mtev-supervise/pkg/trace"
+import (
+	"strings"
+
+	"github.com/mtev-supervise/mtev-supervise/pkg/trace"
+)
 
 // MaxGoroutines bounds the goroutines stored in one record. The culprit
 // is always kept; GoroutinesOmitted says how many were left out.
@@ -18,7 +22,7 @@ const MaxGoroutines = 5000
 func Store(rec *trace.Record, gs []trace.Goroutine) {
 	markCulprit(gs, rec.Stall)
 	if culpritIndex(gs) < 0 {
-		if i := trace.GuessCulprit(gs); i >= 0 {
+		if i := guess(gs); i >= 0 {
 			gs[i].Culprit = true
 		}
 	}
@@ -61,6 +65,38 @@ func markCulprit(gs []trace.Goroutine, st *trace.Stall) {
 			}
 		}
 	}
+}
+
+// dumpServer is the package whose goroutine writes a cooperative dump:
+// it runs while the dump is taken, and is never the culprit.
+const dumpServer = "github.com/mtev-supervise/mtev-supervise/pkg/watchdog/dump."
+
+// guess is trace.GuessCulprit's choice among the goroutines that are not
+// writing the dump itself (a stall with no heart and no labels to name
+// its goroutine, a probe's, would otherwise blame the one running goroutine
+// of a cooperative dump: the dumper).
+func guess(gs []trace.Goroutine) int {
+	idx := make([]int, 0, len(gs))
+	cand := make([]trace.Goroutine, 0, len(gs))
+	for i := range gs {
+		if !inPackage(&gs[i], dumpServer) {
+			idx = append(idx, i)
+			cand = append(cand, gs[i])
+		}
+	}
+	if j := trace.GuessCulprit(cand); j >= 0 {
+		return idx[j]
+	}
+	return trace.GuessCulprit(gs)
+}
+
+func inPackage(g *trace.Goroutine, prefix string) bool {
+	for _, f := range g.Frames {
+		if strings.HasPrefix(f.Function, prefix) {
+			return true
+		}
+	}
+	return false
 }
 
 // hasLabels reports whether have holds every label of want.

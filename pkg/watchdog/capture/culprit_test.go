@@ -96,3 +96,29 @@ func TestChainOrder(t *testing.T) {
 		t.Fatalf("chain %v", names)
 	}
 }
+
+// A stall that names no goroutine (a probe's) of a child that dumped
+// itself: the goroutine writing the dump, the one running, is not the
+// culprit; the one stuck on a lock is.
+func TestStoreSkipsDumper(t *testing.T) {
+	dumper := trace.Goroutine{ID: 14, State: "running", Frames: []trace.Frame{
+		{Function: "runtime/pprof.writeGoroutineStacks"},
+		{Function: dumpServer + "writeFile.func1"},
+		{Function: dumpServer + "Serve"},
+	}}
+	stuck := trace.Goroutine{ID: 27, State: "waiting", WaitReason: "sync.Mutex.Lock", Frames: []trace.Frame{
+		{Function: "sync.(*Mutex).Lock"},
+		{Function: "main.stuckWorker"},
+	}}
+	rec := &trace.Record{Stall: &trace.Stall{Source: trace.SourceProbe, Name: "tcp://127.0.0.1:1"}}
+	Store(rec, []trace.Goroutine{gor(1, 0, nil, "main.main"), dumper, stuck})
+	if got := culprit(rec); got != 27 {
+		t.Errorf("culprit %d, want 27 (the stuck one, not the dumper)", got)
+	}
+	// Only the dumper: it is all there is.
+	rec = &trace.Record{Stall: &trace.Stall{Source: trace.SourceProbe}}
+	Store(rec, []trace.Goroutine{dumper})
+	if got := culprit(rec); got != 14 {
+		t.Errorf("culprit %d, want 14", got)
+	}
+}
