@@ -226,7 +226,7 @@ func unjoin(err error) []error {
 // hasReadiness says whether a service signals readiness, so that its
 // dependents wait for the signal rather than for the start.
 func hasReadiness(c Config) bool {
-	return c.Notify || c.Hearts == HeartsRequire
+	return c.Notify || c.Hearts == HeartsRequire || c.StartupProbe.Target != ""
 }
 
 // Serve starts every service, dependencies first, and runs them until ctx
@@ -377,7 +377,7 @@ func (f *Fleet) run(ctx context.Context, s *fleetService) {
 	s.sup, s.base = sup, s.starts
 	f.mu.Unlock()
 	var pollDone chan struct{}
-	if s.spec.Config.Hearts == HeartsRequire && !s.spec.Config.Notify {
+	if s.spec.Config.Hearts == HeartsRequire && !s.spec.Config.Notify && s.spec.Config.StartupProbe.Target == "" {
 		pollDone = make(chan struct{})
 		f.wg.Add(1)
 		go func() {

@@ -306,3 +306,41 @@ func TestFleetHeartsReadiness(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A dependency with a start-up probe is ready once the probe passed: its
+// dependent starts only then.
+func TestFleetStartupProbeReadiness(t *testing.T) {
+	dir := t.TempDir()
+	flag := filepath.Join(dir, "up")
+	var f *Fleet
+	readyAtStart := make(chan bool, 1)
+	db := ServiceSpec{Config: Config{Name: "db", Command: []string{"sh", "-c", `sleep 0.3; touch "$FLAG"; exec sleep 60`}, Env: []string{"FLAG=" + flag},
+		StateDir: dir, StartupProbe: ProbeConfig{Target: "exec:test -f " + flag, Interval: 20 * time.Millisecond, Timeout: time.Second, Failures: 1000}}}
+	web := ServiceSpec{Config: Config{Name: "web", Command: []string{"sleep", "60"}, StateDir: dir}, Depends: []string{"db"},
+		Options: Options{Events: func(e Event) {
+			if _, ok := e.(Started); ok {
+				_, err := os.Stat(flag)
+				select {
+				case readyAtStart <- err == nil:
+				default:
+				}
+			}
+		}}}
+	f, err := NewFleet([]ServiceSpec{web, db}, FleetOptions{StateDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- f.Serve(ctx) }()
+	if r := <-readyAtStart; !r {
+		t.Error("web started before db's start-up probe passed")
+	}
+	if st := state(t, f, "db"); st.State != "ready" {
+		t.Errorf("db is %s once web started, want ready", st.State)
+	}
+	cancel()
+	if err := <-served; err != nil {
+		t.Fatal(err)
+	}
+}
