@@ -3,7 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"net"
+	"github.com/mtev-supervise/mtev-supervise/internal/testport"
 	"regexp"
 	"strconv"
 	"time"
@@ -20,11 +20,9 @@ func cmdFreePort(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 1 {
 		ts.Fatalf("usage: freeport VAR")
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ps, err := testport.Free(1)
 	ts.Check(err)
-	port := ln.Addr().(*net.TCPAddr).Port
-	ts.Check(ln.Close())
-	ts.Setenv(args[0], strconv.Itoa(port))
+	ts.Setenv(args[0], strconv.Itoa(ps[0]))
 }
 
 // waitstat SERVICE REGEXP: wait until the JSON status of SERVICE

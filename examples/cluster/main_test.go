@@ -4,8 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
-	"net"
+	"github.com/mtev-supervise/mtev-supervise/internal/testport"
 	"net/http"
 	"os"
 	"os/exec"
@@ -41,30 +40,7 @@ func nodeID(i int) string { return fmt.Sprintf("00000000-0000-4000-8000-%012d", 
 // the kernel's ephemeral range (32768 and up on Linux), so that no
 // outgoing connection of another test takes one before a member binds it.
 func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	var out []int
-	seen := map[int]bool{}
-	for tries := 0; len(out) < n; tries++ {
-		if tries > 10000 {
-			t.Fatal("no free ports between 20000 and 32000")
-		}
-		port := 20000 + rand.IntN(12000)
-		if seen[port] {
-			continue
-		}
-		seen[port] = true
-		l, err := net.Listen("tcp", fmt.Sprintf(":%d", port))
-		if err != nil {
-			continue
-		}
-		u, err := net.ListenPacket("udp", fmt.Sprintf(":%d", port))
-		l.Close()
-		if err == nil {
-			u.Close()
-			out = append(out, port)
-		}
-	}
-	return out
+	return testport.N(t, n)
 }
 
 func writeConf(t *testing.T, dir string, me int, ports []int, members, seq int) string {

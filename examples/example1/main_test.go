@@ -5,7 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
+	"github.com/mtev-supervise/mtev-supervise/internal/testport"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -55,12 +55,11 @@ func TestScripts(t *testing.T) {
 }
 
 func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ps, err := testport.Free(1)
 	if err != nil {
 		return 0, err
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	return ps[0], nil
 }
 
 // until PATTERN mtev-supervise ARGS...: run the command (in this process)

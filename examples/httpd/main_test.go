@@ -3,7 +3,7 @@ package main
 import (
 	"crypto/tls"
 	"github.com/mtev-supervise/mtev-supervise/internal/scripttest"
-	"net"
+	"github.com/mtev-supervise/mtev-supervise/internal/testport"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -61,12 +61,11 @@ func TestScripts(t *testing.T) {
 }
 
 func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ps, err := testport.Free(1)
 	if err != nil {
 		return 0, err
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	return ps[0], nil
 }
 
 // waithttp URL: wait until URL answers (any status; TLS unverified).

@@ -2,7 +2,7 @@ package cluster
 
 import (
 	"fmt"
-	"net"
+	"github.com/mtev-supervise/mtev-supervise/internal/testport"
 	"sync"
 	"testing"
 	"time"
@@ -10,29 +10,7 @@ import (
 
 // freePorts returns n ports free for both UDP and TCP on 127.0.0.1.
 func freePorts(t testing.TB, n int) []int {
-	t.Helper()
-	var out []int
-	seen := map[int]bool{}
-	for len(out) < n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		if seen[port] {
-			l.Close()
-			continue
-		}
-		seen[port] = true
-		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
-		l.Close()
-		if err != nil {
-			continue
-		}
-		u.Close()
-		out = append(out, port)
-	}
-	return out
+	return testport.N(t, n)
 }
 
 func nodeID(i int) string { return fmt.Sprintf("00000000-0000-4000-8000-%012d", i) }

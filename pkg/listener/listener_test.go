@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/mtev-supervise/mtev-supervise/internal/testport"
 	"io"
 	"net"
 	"net/http"
@@ -384,12 +385,7 @@ func TestReloadCertificate(t *testing.T) {
 }
 
 func freePort(t *testing.T) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return testport.One(t)
 }
 
 func TestReloadAddRemove(t *testing.T) {

@@ -3,8 +3,8 @@ package runtime
 import (
 	"crypto/tls"
 	"fmt"
+	"github.com/mtev-supervise/mtev-supervise/internal/testport"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -139,10 +139,5 @@ func TestListenersFromConfig(t *testing.T) {
 }
 
 func freePort(t *testing.T) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return testport.One(t)
 }

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
+	"github.com/mtev-supervise/mtev-supervise/internal/testport"
 	"net/http"
 	"os"
 	"os/exec"
@@ -135,13 +135,7 @@ func hangToRecord(b *testing.B, exe string, probe ProbeConfig) (stall, record ti
 }
 
 func freePortB(b *testing.B) int {
-	b.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return testport.One(b)
 }
 
 // childrenCPU returns the CPU time of a process's reaped children

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/mtev-supervise/mtev-supervise/internal/testport"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -101,14 +102,7 @@ func mustProbe(t *testing.T, spec string, timeout time.Duration) *prober {
 
 // freePort returns a port of 127.0.0.1 nobody listens on.
 func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	return port
+	return testport.One(t)
 }
 
 func TestProberHTTP(t *testing.T) {
