@@ -185,7 +185,12 @@ func controlAndWait(ctx context.Context, env *Env, dir, name, op string, timeout
 				break
 			}
 		} else if err == nil && st.StartCount > before.StartCount && st.PID != 0 && st.State != "stopping" {
-			text = fmt.Sprintf("%s: restarted: pid %d ended (%s), new pid %d", name, before.PID, st.LastExit, st.PID)
+			if before.PID == 0 {
+				// Asked during a backoff: no child ran, the wait was cut short.
+				text = fmt.Sprintf("%s: started at once instead of after the backoff: new pid %d", name, st.PID)
+			} else {
+				text = fmt.Sprintf("%s: restarted: pid %d ended (%s), new pid %d", name, before.PID, st.LastExit, st.PID)
+			}
 			outcome["old_pid"], outcome["pid"], outcome["last_exit"] = before.PID, st.PID, st.LastExit
 			break
 		} else if err != nil && errors.Is(err, watchdog.ErrNotRunning) {
