@@ -238,6 +238,13 @@ type Resources struct {
 	CPUPct    float64 `json:"cpu_pct"` // over the last sampling interval; near 0 with a stalled heart suggests deadlock, near 100 a spin
 	Starved   bool    `json:"starved,omitempty"`
 	Goroutine int     `json:"goroutines,omitempty"`
+	// I/O since the process started (/proc/<pid>/io rchar and wchar:
+	// bytes through read and write calls, to files, pipes and sockets
+	// alike), and its direct children; zero when unreadable (another
+	// user's process's io is not readable without root).
+	ReadBytes  uint64 `json:"read_bytes,omitempty"`
+	WriteBytes uint64 `json:"write_bytes,omitempty"`
+	Children   int    `json:"children,omitempty"`
 }
 
 // ArtifactKind says what an artifact file holds.

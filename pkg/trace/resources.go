@@ -117,9 +117,9 @@ func init() {
 }
 
 // processTotals reads the process-wide figures through gopsutil: CPU
-// times (/proc/<pid>/stat), RSS (statm), threads (status) and open
+// times (/proc/<pid>/stat), RSS (statm), threads (status), open
 // descriptors (fd; -1 when the directory cannot be read, as for another
-// user's process). A missing process is an error wrapping
+// user's process), I/O (io) and direct children. A missing process is an error wrapping
 // fs.ErrNotExist.
 func processTotals(ctx context.Context, pid int32) (*Resources, error) {
 	// A Process caches what it read: a fresh one per sample, so that
@@ -143,6 +143,12 @@ func processTotals(ctx context.Context, pid int32) (*Resources, error) {
 	}
 	if n, err := p.NumFDsWithContext(ctx); err == nil {
 		r.OpenFDs = int(n)
+	}
+	if io, err := p.IOCountersWithContext(ctx); err == nil {
+		r.ReadBytes, r.WriteBytes = io.ReadBytes, io.WriteBytes
+	}
+	if ch, err := p.ChildrenWithContext(ctx); err == nil {
+		r.Children = len(ch)
 	}
 	return r, nil
 }

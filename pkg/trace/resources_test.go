@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -210,6 +211,50 @@ func TestSamplerRealChildren(t *testing.T) {
 	}
 	if spinR.RSSBytes == 0 || spinR.Threads < 1 || spinR.OpenFDs < 3 {
 		t.Errorf("spinning child totals: %+v", spinR)
+	}
+}
+
+// I/O and direct children are part of a sample: a shell that read a file
+// and started two sleepers.
+func TestSamplerIOAndChildren(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	if err := os.WriteFile(data, []byte("a line for the shell to read\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("sh", "-c", `read -r line < "$1"; sleep 60 & sleep 60 & echo started; wait`, "sh", data)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	var r *Resources
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		r, _, err = NewSampler(cmd.Process.Pid, SamplerOptions{}).Sample()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Children == 2 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond) // a poll with a deadline
+	}
+	if r.Children != 2 {
+		t.Errorf("children = %d, want 2", r.Children)
+	}
+	if r.ReadBytes == 0 || r.WriteBytes == 0 {
+		t.Errorf("no I/O counted for a shell that read a file and wrote a line: %+v", r)
 	}
 }
 

@@ -148,6 +148,12 @@ func (t *textWriter) header(rec *Record, culprit *Goroutine, opts TextOptions) {
 		if r.Goroutine != 0 {
 			v += fmt.Sprintf(", %d goroutines", r.Goroutine)
 		}
+		if r.ReadBytes != 0 || r.WriteBytes != 0 {
+			v += fmt.Sprintf(", i/o read %s written %s", formatBytes(r.ReadBytes), formatBytes(r.WriteBytes))
+		}
+		if r.Children != 0 {
+			v += fmt.Sprintf(", %d children", r.Children)
+		}
 		if r.Starved {
 			v += ", starved (runnable but not running)"
 		}
