@@ -144,6 +144,12 @@ func writeStatus(w io.Writer, st *watchdog.StatusInfo) {
 		fmt.Fprintf(w, "  heart#%d %-20s %-8s tid %-7d last beat %v ago (timeout %v)\n", h.Slot, h.Name, h.State, h.ThreadID,
 			time.Duration(h.AgeMS)*time.Millisecond, time.Duration(h.TimeoutMS)*time.Millisecond)
 	}
+	for _, l := range st.Sockets {
+		fmt.Fprintf(w, "  socket: %s\n", l)
+	}
+	if len(st.Stored) > 0 {
+		fmt.Fprintf(w, "  stored descriptors: %s\n", strings.Join(st.Stored, ", "))
+	}
 	writeProbes(w, st.Probes) // probes.go
 }
 

@@ -41,6 +41,12 @@ type StatusInfo struct {
 	Containment string `json:"containment,omitempty"`
 
 	Probes []ProbeInfo `json:"probes,omitempty"` // the child's probes (probes.go)
+
+	// Sockets the supervisor holds for its children, as NAME=NETWORK://ADDRESS
+	// with the address bound (the port chosen for port 0), and the names
+	// of the descriptors children stored with FDSTORE=1 (sockets.go).
+	Sockets []string `json:"sockets,omitempty"`
+	Stored  []string `json:"stored,omitempty"`
 }
 
 // HeartInfo is one heart of the child, as the supervisor sees it.
@@ -138,6 +144,16 @@ func (s *Supervisor) status() StatusInfo {
 		Command:       s.cfg.Command,
 		Containment:   ContainMode,
 		StopTimeoutMS: ms(s.cfg.StopTimeout),
+	}
+	for _, h := range s.sockets {
+		l := h.Listen
+		if h.bound != "" {
+			l.Address = h.bound
+		}
+		st.Sockets = append(st.Sockets, l.String())
+	}
+	for _, e := range s.fdstore.entries {
+		st.Stored = append(st.Stored, e.name)
 	}
 	if !s.lastEnd.IsZero() {
 		t := s.lastEnd
