@@ -3,9 +3,8 @@ package cli
 import (
 	"os"
 	"os/signal"
-	"syscall"
 
-	"golang.org/x/sys/unix"
+	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog"
 )
 
 // Signals of `run` as a container's init (--init, or PID 1), as tini
@@ -17,33 +16,13 @@ import (
 //	USR1        reopen --log-file, then forwarded to the child
 //	USR2        forwarded to the child
 //
-// Forwarded to the child only as an init (initForwarded): every other
-// catchable signal but those the supervisor cannot pass on honestly:
-//
-//	CHLD                  the supervisor's own children (it reaps them)
-//	PIPE                  raised by the supervisor's own writes
-//	URG, PROF             used by the Go runtime (preemption, profiling)
-//	SEGV BUS FPE ILL TRAP ABRT SYS
-//	                      faults of the supervisor's own code
-//	TTIN, TTOU            terminal job control of the supervisor
-//	KILL, STOP            cannot be caught
+// Forwarded to the child only as an init: watchdog.InitForwarded, every
+// other catchable signal but those the supervisor cannot pass on honestly.
 //
 // Outside init mode, a signal the supervisor does not act on keeps its
 // default action, on the supervisor (QUIT dumps its goroutines and ends
 // it; its guard then ends the child's tree).
-var initForwarded = func() []os.Signal {
-	sigs := []os.Signal{
-		unix.SIGQUIT, unix.SIGALRM, unix.SIGVTALRM, unix.SIGWINCH, unix.SIGTSTP, unix.SIGCONT,
-		unix.SIGXCPU, unix.SIGXFSZ, unix.SIGPWR, unix.SIGIO, unix.SIGSTKFLT,
-	}
-	// The real-time signals glibc leaves to programs (SIGRTMIN is 34
-	// there; 32 and 33 are its own): systemd-in-a-container's
-	// SIGRTMIN+3 halt among them.
-	for s := 34; s <= 64; s++ {
-		sigs = append(sigs, syscall.Signal(s))
-	}
-	return sigs
-}()
+var initForwarded = watchdog.InitForwarded
 
 // As PID 1, the signals an init forwards are caught from the start, as
 // HUP, USR1 and USR2 are (earlySignals): one that arrives while `run`

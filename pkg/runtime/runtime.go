@@ -469,6 +469,10 @@ func superviseSelf(ctx context.Context, app App) error {
 	cfg := app.Supervisor
 	cfg.Name = app.Name
 	cfg.Command = append([]string{exe}, os.Args[1:]...)
+	// As a container's PID 1 the program is its own init: it reaps every
+	// orphan (the watchdog's reaper), forwards what an init forwards, and
+	// ends with its child's status.
+	cfg.Init = cfg.Init || os.Getpid() == 1
 	if cfg.StateDir == "" {
 		cfg.StateDir = watchdog.DefaultStateDir(os.Getenv)
 	}
@@ -494,6 +498,9 @@ func superviseSelf(ctx context.Context, app App) error {
 	defer stop()
 	fwd := make(chan os.Signal, 4)
 	signal.Notify(fwd, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
+	if cfg.Init {
+		signal.Notify(fwd, watchdog.InitForwarded...)
+	}
 	defer signal.Stop(fwd)
 	done := make(chan struct{})
 	go func() {

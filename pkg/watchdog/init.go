@@ -1,5 +1,12 @@
 package watchdog
 
+import (
+	"os"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
 // As a container's init (Config.Init: PID 1, or `run --init`), the
 // supervisor does what tini and dumb-init do, plus the watchdog:
 //
@@ -18,6 +25,34 @@ package watchdog
 //     with 0. The crash-loop and same-crash limits keep their own
 //     statuses (3 and 4): the supervisor gave up, which the container's
 //     restart policy should see.
+
+// InitForwarded are the signals an init forwards to the child beyond
+// those every supervisor acts on (TERM and INT stop it; HUP, USR1 and
+// USR2 are passed on in every mode): every catchable signal but those a
+// supervisor cannot pass on honestly:
+//
+//	CHLD                  the supervisor's own children (it reaps them)
+//	PIPE                  raised by the supervisor's own writes
+//	URG, PROF             used by the Go runtime (preemption, profiling)
+//	SEGV BUS FPE ILL TRAP ABRT SYS
+//	                      faults of the supervisor's own code
+//	TTIN, TTOU            terminal job control of the supervisor
+//	KILL, STOP            cannot be caught
+//
+// `run --init` and a pkg/runtime program that is PID 1 forward them.
+var InitForwarded = func() []os.Signal {
+	sigs := []os.Signal{
+		unix.SIGQUIT, unix.SIGALRM, unix.SIGVTALRM, unix.SIGWINCH, unix.SIGTSTP, unix.SIGCONT,
+		unix.SIGXCPU, unix.SIGXFSZ, unix.SIGPWR, unix.SIGIO, unix.SIGSTKFLT,
+	}
+	// The real-time signals glibc leaves to programs (SIGRTMIN is 34
+	// there; 32 and 33 are its own): systemd-in-a-container's
+	// SIGRTMIN+3 halt among them.
+	for s := 34; s <= 64; s++ {
+		sigs = append(sigs, syscall.Signal(s))
+	}
+	return sigs
+}()
 
 // endStatus is what Serve returns once the child is gone: the final error,
 // or for an init stopped with no error of its own, the child's last
