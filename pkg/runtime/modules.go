@@ -2,10 +2,13 @@ package runtime
 
 import (
 	"context"
-	"github.com/mtev-supervise/mtev-supervise/pkg/hook"
-	"github.com/mtev-supervise/mtev-supervise/pkg/rest"
+	"errors"
+	"fmt"
 
+	"github.com/mtev-supervise/mtev-supervise/pkg/hook"
 	"github.com/mtev-supervise/mtev-supervise/pkg/module"
+	"github.com/mtev-supervise/mtev-supervise/pkg/rest"
+	"github.com/mtev-supervise/mtev-supervise/pkg/watchdog"
 )
 
 // startModules brings up the <modules> of the configuration file (none
@@ -18,6 +21,10 @@ func startModules(ctx context.Context, app App, rt *Runtime) error {
 	}
 	specs, err := module.Specs(rt.Config)
 	if err != nil {
+		// An unknown image, a duplicate name, a missing executable.
+		if !errors.Is(err, watchdog.ErrConfig) {
+			err = fmt.Errorf("%w: %w", watchdog.ErrConfig, err)
+		}
 		return err
 	}
 	if app.Modules != nil {
@@ -25,6 +32,12 @@ func startModules(ctx context.Context, app App, rt *Runtime) error {
 	}
 	set, err := module.Start(ctx, specs, moduleHost(rt))
 	if err != nil {
+		// A module that cannot be loaded or refuses its <config> is a
+		// configuration problem (status 2); one whose init fails is not.
+		var se *module.StageError
+		if errors.As(err, &se) && (se.Stage == module.StageOnload || se.Stage == module.StageConfig) {
+			return fmt.Errorf("%w: %w", watchdog.ErrConfig, err)
+		}
 		return err
 	}
 	rt.Modules = set

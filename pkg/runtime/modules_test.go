@@ -109,4 +109,11 @@ func TestModulesAndChildStart(t *testing.T) {
 	if code := run(); code != watchdog.ExitConfig || len(steps.list) != 0 {
 		t.Fatalf("bad modules section: status %d, ran %v", code, steps.list)
 	}
+
+	// A module image nobody registered is a configuration problem too.
+	os.WriteFile(cfg, []byte("<app>\n  <modules>\n    <generic image=\"no_such_image\" name=\"x\"/>\n  </modules>\n</app>\n"), 0o644)
+	steps.list = nil
+	if code := run(); code != watchdog.ExitConfig || len(steps.list) != 0 {
+		t.Fatalf("unknown image: status %d, ran %v", code, steps.list)
+	}
 }
