@@ -31,6 +31,9 @@ type Env struct {
 	Stdout io.Writer
 	Stderr io.Writer
 	Getenv func(string) string
+	// LookupEnv tells a variable set empty from one unset (require_env,
+	// {{ENV:...}}); nil: a variable is set when Getenv gives it a value.
+	LookupEnv func(string) (string, bool)
 	// Args0 is the path this program was run as.
 	Args0 string
 	// Now is the clock (traces --since counts back from it); nil is
@@ -107,7 +110,7 @@ func Main(args []string) int {
 	if len(args) == 0 || (args[0] != "run" && args[0] != "up") {
 		signal.Stop(earlySignals)
 	}
-	env := &Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, Args0: os.Args[0]}
+	env := &Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, LookupEnv: os.LookupEnv, Args0: os.Args[0]}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return Run(ctx, env, args)

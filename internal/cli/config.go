@@ -170,6 +170,9 @@ func configDoc(env *Env, args []string) error {
 // lookupEnv adapts the command's environment for require_env and
 // {{ENV:...}} interpolation.
 func lookupEnv(env *Env) config.Environment {
+	if env.LookupEnv != nil {
+		return env.LookupEnv
+	}
 	if env.Getenv == nil {
 		return nil
 	}
