@@ -133,10 +133,49 @@ func Decode(s string) (*Attrs, error) {
 }
 
 func init() {
+	snapshotPassed()
 	if v, _ := syscall.Getenv(Env); v != "1" {
 		return
 	}
 	run()
+}
+
+// PassedFD is one descriptor a service manager passed to this process.
+type PassedFD struct {
+	FD       int
+	Open     bool   // it was open when the process started, inherited through exec
+	Dev, Ino uint64 // what it referred to then
+}
+
+// Passed lists the descriptors a service manager passed to this process
+// (LISTEN_FDS from fd 3, LISTEN_PID naming this process), as found by
+// this package's init, before any other package's init or the Go runtime's
+// poller could open a descriptor at one of those numbers: a supervisor
+// that adopts them checks each still refers to the same file, and never
+// takes a descriptor of its own for one the manager did not pass.
+var Passed []PassedFD
+
+func snapshotPassed() {
+	pid, _ := syscall.Getenv("LISTEN_PID")
+	if p, ok := atou(pid); !ok || p != uint64(syscall.Getpid()) {
+		return
+	}
+	nfds, _ := syscall.Getenv("LISTEN_FDS")
+	n, ok := atou(nfds)
+	if !ok || n == 0 || n > 4096 {
+		return
+	}
+	for fd := 3; fd < 3+int(n); fd++ {
+		// A descriptor that came through exec has no close-on-exec flag;
+		// one with it was opened by this process already: the Go runtime
+		// opens its cgroup CPU files before any package init, at the
+		// lowest free numbers, which a count larger than what was passed
+		// would name.
+		flags, _, errno := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_GETFD, 0)
+		var st syscall.Stat_t
+		open := errno == 0 && flags&syscall.FD_CLOEXEC == 0 && syscall.Fstat(fd, &st) == nil
+		Passed = append(Passed, PassedFD{FD: fd, Open: open, Dev: uint64(st.Dev), Ino: uint64(st.Ino)})
+	}
 }
 
 // status is the status descriptor, -1 when there is none.

@@ -473,6 +473,10 @@ func superviseSelf(ctx context.Context, app App) error {
 	// orphan (the watchdog's reaper), forwards what an init forwards, and
 	// ends with its child's status.
 	cfg.Init = cfg.Init || os.Getpid() == 1
+	// Sockets a service manager passed to the program (systemd socket
+	// activation) are held by its supervisor and passed to every child:
+	// its listeners take them by name.
+	cfg.AdoptInherited = true
 	if cfg.StateDir == "" {
 		cfg.StateDir = watchdog.DefaultStateDir(os.Getenv)
 	}

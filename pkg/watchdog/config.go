@@ -144,6 +144,13 @@ type Config struct {
 	// they are passed to the next child after the Listen sockets.
 	Listen     []Listen
 	FDStoreMax int
+	// AdoptInherited: the descriptors a service manager passed to this
+	// process (systemd socket activation: LISTEN_FDS, LISTEN_PID naming
+	// this process) are held as if given in Listen, under their
+	// LISTEN_FDNAMES names, and passed to every child. Off, they are kept
+	// from the child. Meant for the one supervisor of a process (`run`, a
+	// self-supervising pkg/runtime program), not for a Fleet's services.
+	AdoptInherited bool
 	// Containers and systemd (see init.go, systemd.go, docs/deploy.md).
 	// Init: run as a container's init (PID 1, or --init): after a stop
 	// the supervisor's status is the child's (128+N for a signal), as

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/mtev-supervise/mtev-supervise/internal/trampoline"
 	"net"
 	"net/netip"
 	"os"
@@ -310,7 +311,20 @@ func (s *Supervisor) openSockets() (func(), error) {
 			h.close()
 		}
 	}
+	if s.cfg.AdoptInherited {
+		adopted, err := s.adoptInherited()
+		if err != nil {
+			return nil, err
+		}
+		held = append(held, adopted...)
+	}
 	for _, l := range s.cfg.Listen {
+		for _, h := range held {
+			if h.Name == l.Name {
+				closeAll()
+				return nil, fmt.Errorf("%w: listen %s: the name %q is taken by a socket the service manager passed", ErrListen, l, l.Name)
+			}
+		}
 		h, err := openListen(l)
 		if err != nil {
 			closeAll()
@@ -495,6 +509,69 @@ func (s *Supervisor) fdRefused(pid int, why string) {
 		more = fmt.Sprintf(" (%d more from it suppressed in the last %v)", suppressed, s.fdstore.refused.interval)
 	}
 	s.event(Warning{Err: fmt.Errorf("watchdog: notify: descriptor store: message from pid %d refused: %s%s", pid, why, more)})
+}
+
+// adoptInherited takes the descriptors a service manager passed to this
+// process (LISTEN_FDS from fd 3, when LISTEN_PID is this process) as held
+// sockets, named by LISTEN_FDNAMES ("unknown" where it names none, as
+// systemd does). A descriptor that is not a socket (a FIFO, a memfd from
+// systemd's own store) is passed on as it is.
+func (s *Supervisor) adoptInherited() ([]*heldSocket, error) {
+	env := s.sys.environ()
+	if lookupEnv(env, "LISTEN_PID") != strconv.Itoa(s.sys.getpid()) {
+		return nil, nil
+	}
+	names := strings.Split(lookupEnv(env, "LISTEN_FDNAMES"), ":")
+	var out []*heldSocket
+	for i, p := range trampoline.Passed {
+		fd := p.FD
+		name := "unknown"
+		if i < len(names) && names[i] != "" {
+			name = names[i]
+		}
+		// Checked against what the process found open at its start: a
+		// number the manager named but did not pass may since hold a
+		// descriptor of this process's own (the Go runtime's poller).
+		var st unix.Stat_t
+		if !p.Open {
+			return nil, fmt.Errorf("%w: descriptor %d passed by the service manager (%s): it was not open when this process started", ErrListen, fd, name)
+		}
+		if err := unix.Fstat(fd, &st); err != nil || st.Dev != p.Dev || st.Ino != p.Ino {
+			return nil, fmt.Errorf("%w: descriptor %d passed by the service manager (%s) was closed or replaced since this process started", ErrListen, fd, name)
+		}
+		h := &heldSocket{Listen: Listen{Name: name, Network: "fd", Address: strconv.Itoa(fd)}}
+		if st.Mode&unix.S_IFMT == unix.S_IFSOCK {
+			h.Network, h.Address = inheritedAddr(fd)
+		}
+		h.bound = h.Address
+		h.f = os.NewFile(uintptr(fd), name)
+		out = append(out, h)
+	}
+	return out, nil
+}
+
+// inheritedAddr names a passed socket as --listen would: its network and
+// the address it is bound to.
+func inheritedAddr(fd int) (network, address string) {
+	typ, _ := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		return "socket", strconv.Itoa(fd)
+	}
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		network, address = "tcp", netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port)).String()
+	case *unix.SockaddrInet6:
+		network, address = "tcp", netip.AddrPortFrom(netip.AddrFrom16(a.Addr), uint16(a.Port)).String()
+	case *unix.SockaddrUnix:
+		return "unix", a.Name
+	default:
+		return "socket", strconv.Itoa(fd)
+	}
+	if typ == unix.SOCK_DGRAM {
+		network = "udp"
+	}
+	return network, address
 }
 
 // keepInherited marks the descriptors a service manager passed to this
