@@ -211,6 +211,40 @@ type controlServer struct {
 	refused *refusals
 }
 
+// errSocketAnswers: a process listens on the path of a control socket.
+var errSocketAnswers = errors.New("watchdog: control socket answers")
+
+// listenPrivate listens on the unix socket path with mode 0600 (the
+// supervisor's user and root may connect; peerAllowed checks them), in a
+// directory made if needed. A socket left there by a process that died is
+// replaced; one that answers is errSocketAnswers. Errors begin with
+// prefix. The socket file is removed when the listener closes.
+func listenPrivate(path, prefix string) (*net.UnixListener, error) {
+	if len(path) > maxUnixPath {
+		return nil, fmt.Errorf("%scontrol socket path %q is longer than %d bytes: use a shorter state directory", prefix, path, maxUnixPath)
+	}
+	if err := ensureDir(filepath.Dir(path)); err != nil {
+		return nil, err
+	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return nil, errSocketAnswers
+	}
+	os.Remove(path)
+	old := syscall.Umask(0o177)
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	syscall.Umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("%scontrol socket: %w", prefix, err)
+	}
+	ln.SetUnlinkOnClose(true)
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("%scontrol socket: %w", prefix, err)
+	}
+	return ln, nil
+}
+
 type controlRequest struct {
 	Op string `json:"op"`
 }
@@ -222,29 +256,14 @@ type controlResponse struct {
 }
 
 func listenControl(path string) (*controlServer, error) {
-	if len(path) > maxUnixPath {
-		return nil, fmt.Errorf("watchdog: control socket path %q is longer than %d bytes: use a shorter state directory", path, maxUnixPath)
-	}
-	if err := ensureDir(filepath.Dir(path)); err != nil {
-		return nil, err
-	}
-	// A socket left by a supervisor that died is removed; one that answers
-	// belongs to a running supervisor of the same service.
-	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
-		c.Close()
+	ln, err := listenPrivate(path, "watchdog: ")
+	if errors.Is(err, errSocketAnswers) {
+		// A socket that answers belongs to a running supervisor of the
+		// same service.
 		return nil, fmt.Errorf("watchdog: a supervisor for this service is already running (control socket %s answers)", path)
 	}
-	os.Remove(path)
-	old := syscall.Umask(0o177)
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
-	syscall.Umask(old)
 	if err != nil {
-		return nil, fmt.Errorf("watchdog: control socket: %w", err)
-	}
-	ln.SetUnlinkOnClose(true)
-	if err := os.Chmod(path, 0o600); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("watchdog: control socket: %w", err)
+		return nil, err
 	}
 	return &controlServer{ln: ln, path: path, conns: map[net.Conn]bool{}, refused: newRefusals(refusalInterval, nil)}, nil
 }

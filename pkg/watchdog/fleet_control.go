@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"sync"
 	"syscall"
-	"time"
 )
 
 // A Fleet's control socket speaks one JSON request per line and answers
@@ -63,24 +62,13 @@ type fleetControl struct {
 }
 
 func listenFleet(path string) (*fleetControl, error) {
-	if len(path) > maxUnixPath {
-		return nil, fmt.Errorf("watchdog: fleet: control socket path %q is longer than %d bytes: use a shorter state directory", path, maxUnixPath)
-	}
-	if err := ensureDir(filepath.Dir(path)); err != nil {
-		return nil, err
-	}
-	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
-		c.Close()
+	ln, err := listenPrivate(path, "watchdog: fleet: ")
+	if errors.Is(err, errSocketAnswers) {
 		return nil, fmt.Errorf("watchdog: fleet: already running (control socket %s answers)", path)
 	}
-	os.Remove(path)
-	old := syscall.Umask(0o177)
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
-	syscall.Umask(old)
 	if err != nil {
-		return nil, fmt.Errorf("watchdog: fleet: control socket: %w", err)
+		return nil, err
 	}
-	ln.SetUnlinkOnClose(true)
 	return &fleetControl{ln: ln, conns: map[net.Conn]bool{}}, nil
 }
 
