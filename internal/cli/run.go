@@ -151,9 +151,6 @@ func (f *runFlags) resolve(env *Env, command []string) (watchdog.Config, error) 
 	case c.FDStoreMax == 0:
 		c.FDStoreMax = -1
 	}
-	// Sockets systemd passed to `run` (a .socket unit) are held and
-	// passed on to every child, as --listen sockets are.
-	c.AdoptInherited = true
 	// Containers: PID 1 is an init whether it was asked to be or not.
 	c.Init = c.Init || isPID1()
 	// Probes (probes.go).
@@ -255,6 +252,9 @@ func loadRun(env *Env, args []string, logs *log.Graph) (watchdog.Config, *runFla
 		return watchdog.Config{}, nil, err
 	}
 	cfg.Env = append(cfg.Env, extraEnv...)
+	// Sockets systemd passed to `run` (a .socket unit) are held and
+	// passed on to every child, as --listen sockets are.
+	cfg.AdoptInherited = true
 	return cfg, &f, nil
 }
 

@@ -247,8 +247,6 @@ func serviceSpec(env *Env, v config.Values, u *upFlags, logs *log.Graph) (watchd
 		return watchdog.ServiceSpec{}, fmt.Errorf("%s: service %q: %v", pos, name, strings.TrimPrefix(err.Error(), ErrUsage.Error()+": "))
 	}
 	cfg.Env = append(cfg.Env, extraEnv...)
-	// Sockets a service manager passed to `up` belong to no one service.
-	cfg.AdoptInherited = false
 	var deps []string
 	for _, d := range v.Children("depends") {
 		on, _ := d.Node().Attr("on")
