@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,13 +14,14 @@ import (
 var crashCases = []struct {
 	name     string
 	culprit  string // function CulpritFrame must name
-	headline string // prefix of the headline
+	headline string // prefix of the headline; alternatives separated by '|'
 	state    string // state of the culprit
 	wait     string // wait reason of the culprit
 }{
 	{"panic", "main.handle", "panic: boom: request ", "running", ""},
 	{"nilderef", "main.lookup", "panic: runtime error: invalid memory address or nil pointer dereference [signal SIGSEGV", "running", ""},
-	{"mapwrites", "main.writer", "fatal error: concurrent map writes", "running", ""},
+	// The runtime's map may catch the race as a map left full instead.
+	{"mapwrites", "main.writer", "fatal error: concurrent map writes|fatal error: small map with no empty slot (concurrent map writes?)", "running", ""},
 	{"deadlock", "main.waitForever", "fatal error: all goroutines are asleep - deadlock!", "waiting", "chan receive"},
 	{"indexrange", "main.at", "panic: runtime error: index out of range [", "running", ""},
 }
@@ -54,8 +56,8 @@ func TestParseCrashRealPrograms(t *testing.T) {
 				if g.State != tc.state || g.WaitReason != tc.wait {
 					t.Errorf("culprit state = %q/%q, want %q/%q", g.State, g.WaitReason, tc.state, tc.wait)
 				}
-				if h := Headline(out); !strings.HasPrefix(h, tc.headline) {
-					t.Errorf("headline = %q, want prefix %q", h, tc.headline)
+				if h := Headline(out); !slices.ContainsFunc(strings.Split(tc.headline, "|"), func(p string) bool { return strings.HasPrefix(h, p) }) {
+					t.Errorf("headline = %q, want a prefix of %q ('|' between alternatives)", h, tc.headline)
 				}
 				if tb == "crash" && len(gs) < 2 {
 					t.Errorf("GOTRACEBACK=%s: %d goroutines, want all of them", tb, len(gs))

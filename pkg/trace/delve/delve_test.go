@@ -468,7 +468,7 @@ func TestScenarioCrashes(t *testing.T) {
 		stderr   []string
 	}{
 		{"panic", 2, []string{"panic: scenario: explode", "main.explode("}},
-		{"fatal-concurrent-map", 2, []string{"fatal error: concurrent map writes", "main.scribble("}},
+		{"fatal-concurrent-map", 2, []string{"concurrent map writes", "main.scribble("}},
 		{"nil-deref", 2, []string{"invalid memory address or nil pointer dereference", "main.derefNil("}},
 		{"exit3", 3, nil},
 	}
